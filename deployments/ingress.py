@@ -1,0 +1,138 @@
+"""HTTP routes. Routes stay thin: validate, call a deployment through its handle, map result to JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from db.pool import create_pool, ping
+from deployments.llm_engine import EngineError
+from deployments.openai_protocol import CompletionRequest, CompletionResponse, ErrorBody, ErrorResponse
+from tandem.settings import Settings
+
+log = logging.getLogger("tandem.ingress")
+
+READY_TIMEOUT_S = 3.0
+
+app = FastAPI(
+    title="Tandem",
+    description="Two-stage ML pipelines served by Ray Serve from PostgreSQL.",
+    version="0.1.0",
+)
+
+
+def error_response(
+    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None
+) -> JSONResponse:
+    body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param))
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+@app.exception_handler(RequestValidationError)
+async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # One readable sentence per problem, naming the field: "max_tokens: Input should be greater than or equal to 1".
+    fields, problems = [], []
+    for err in exc.errors():
+        # A JSON syntax error's location is a character offset, not a field.
+        loc = () if err["type"] == "json_invalid" else err["loc"]
+        field = ".".join(str(p) for p in loc if p != "body") or "body"
+        fields.append(field)
+        problems.append(f"{field}: {err['msg']}")
+    return error_response(422, "; ".join(problems), param=fields[0] if fields else None)
+
+
+def engine_error_response(error: EngineError) -> JSONResponse:
+    return error_response(error.status, error.message, error.type, error.param)
+
+
+@serve.deployment(name="Ingress", max_ongoing_requests=256)
+@serve.ingress(app)
+class Ingress:
+    async def __init__(self, settings: Settings, llm: DeploymentHandle):
+        self.settings = settings
+        self.llm = llm
+        self.pool = None
+        # A database that is down at start-up degrades /readyz and the data routes, not the whole service.
+        await self._ensure_pool()
+
+    async def _ensure_pool(self):
+        if self.pool is None:
+            try:
+                self.pool = await create_pool(
+                    self.settings.database_url,
+                    min_size=self.settings.db_pool_min_size,
+                    max_size=self.settings.db_pool_max_size,
+                )
+            except Exception as exc:  # asyncpg raises OS, protocol and auth errors alike on connect
+                log.warning("database unreachable", extra={"error": str(exc)})
+        return self.pool
+
+    @app.get("/healthz", summary="Liveness: the HTTP process answers.")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: database reachable and every deployment answering.")
+    async def readyz(self) -> JSONResponse:
+        checks: dict[str, str] = {}
+        pool = await self._ensure_pool()
+        try:
+            if pool is None:
+                raise ConnectionError("no connection could be opened")
+            await ping(pool, timeout=READY_TIMEOUT_S)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {exc}"
+        try:
+            await asyncio.wait_for(self.llm.models.remote(), timeout=READY_TIMEOUT_S)
+            checks["llm"] = "ok"
+        except Exception as exc:
+            checks["llm"] = f"not ready: {type(exc).__name__} {exc}".strip()
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    @app.get("/v1/models", summary="Models served, OpenAI shape.")
+    async def models(self) -> dict:
+        names = await self.llm.models.remote()
+        return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tandem"} for n in names]}
+
+    @app.post(
+        "/v1/completions",
+        response_model=CompletionResponse,
+        responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        summary="OpenAI-compatible text completion; `stream: true` returns server-sent events.",
+    )
+    async def completions(self, request: CompletionRequest):
+        if request.stream:
+            return await self._stream(request)
+        result = await self.llm.completions.remote(request)
+        if isinstance(result, EngineError):
+            return engine_error_response(result)
+        return result
+
+    async def _stream(self, request: CompletionRequest):
+        chunks = self.llm.options(stream=True).completions_stream.remote(request)
+        # Look at the first chunk before answering, so a rejected request still gets its 4xx status.
+        first = await chunks.__anext__()
+        if isinstance(first, EngineError):
+            return engine_error_response(first)
+
+        async def events() -> AsyncIterator[str]:
+            yield f"data: {first.model_dump_json()}\n\n"
+            async for chunk in chunks:
+                if isinstance(chunk, EngineError):
+                    error = ErrorResponse(error=ErrorBody(message=chunk.message, type=chunk.type))
+                    yield f"data: {error.model_dump_json()}\n\n"
+                    break
+                yield f"data: {chunk.model_dump_json()}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")

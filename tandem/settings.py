@@ -1,0 +1,108 @@
+"""All infrastructure configuration in one pydantic-settings object.
+
+Values come from `TANDEM_*` environment variables (and an optional `.env`);
+`DATABASE_URL` is read without the prefix because every tool knows that name.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
+_DEFAULT_VAR = Path("var")
+_DEFAULT_DATA = Path("../shared/data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- storage -------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "TANDEM_DATABASE_URL"),
+        description="PostgreSQL URL; unset means the embedded server with its data under var/pgdata.",
+    )
+    db_pool_min_size: int = Field(default=1, ge=0)
+    db_pool_max_size: int = Field(default=8, ge=1)
+    var_dir: Path = Field(default=_DEFAULT_VAR, description="Generated state: models, artifacts, pgdata, logs.")
+    data_dir: Path = Field(default=_DEFAULT_DATA, description="Read-only real datasets (MovieLens, KorQuAD, books).")
+
+    # --- serving -------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    metrics_port: int = Field(default=8080, ge=1, le=65535, description="Ray's Prometheus export port.")
+    device: Literal["cpu", "cuda"] = "cpu"
+    ingress_replicas: int = Field(default=1, ge=1)
+    llm_replicas: int = Field(default=1, ge=1)
+    log_level: str = Field(default="WARNING", description="Quiet by default; INFO or DEBUG when investigating.")
+
+    # --- LLM (vLLM) ----------------------------------------------------------
+    llm_model: str = Field(
+        default="",
+        description="HF id or folder of the base LLM; empty means the local SmolLM2 built by `tandem assets build`.",
+    )
+    llm_served_name: str = Field(default="", description="Name clients pass as `model`; defaults to the folder name.")
+    llm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    llm_max_model_len: int = Field(default=2048, ge=16)
+    llm_kv_cache_gib: float = Field(default=1.0, gt=0, description="CPU KV-cache space per engine.")
+    llm_enforce_eager: bool = Field(default=True, description="Skip graph capture: faster start, needed on CPU.")
+    llm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    llm_num_gpus: float = Field(
+        default=1.0, gt=0, description="GPU share per LLM replica on cuda; fractions share a card."
+    )
+    llm_max_loras: int = Field(default=4, ge=1)
+    llm_max_lora_rank: int = Field(default=16, ge=1)
+    llm_request_timeout_s: float = Field(default=120.0, gt=0)
+
+    # --- encoders ------------------------------------------------------------
+    bert_model: str = Field(
+        default="", description="HF id or folder; empty means the local small BERT (prod: klue/bert-base)."
+    )
+    bart_model: str = Field(
+        default="", description="HF id or folder; empty means the local small BART (prod: gogamza/kobart-base-v1)."
+    )
+
+    @field_validator("var_dir", "data_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # Ray Serve replicas run with another working directory, so paths are fixed at load time.
+        return path.expanduser().resolve()
+
+    # --- derived paths -------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.var_dir / "models"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.var_dir / "artifacts"
+
+    @property
+    def pgdata_dir(self) -> Path:
+        return self.var_dir / "pgdata"
+
+    @property
+    def llm_path(self) -> str:
+        return self.llm_model or str(self.models_dir / "smollm2-135m-instruct")
+
+    @property
+    def llm_name(self) -> str:
+        return self.llm_served_name or Path(self.llm_path).name
+
+    @property
+    def bert_path(self) -> str:
+        return self.bert_model or str(self.models_dir / "bert-small")
+
+    @property
+    def bart_path(self) -> str:
+        return self.bart_model or str(self.models_dir / "bart-small")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

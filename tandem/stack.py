@@ -1,0 +1,97 @@
+"""`tandem run`: PostgreSQL, a local Ray cluster and the Serve application, in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+import urllib.request
+from contextlib import ExitStack
+
+from rich.console import Console
+
+from db.server import database_url
+from tandem.assets import build_assets
+from tandem.settings import Settings
+
+log = logging.getLogger("tandem.stack")
+APP_NAME = "tandem"
+
+
+def _raise_interrupt(signum, frame):
+    # SIGTERM gets the same orderly shutdown as Ctrl-C: Serve, then Ray, then PostgreSQL.
+    raise KeyboardInterrupt
+
+
+def start_ray(settings: Settings) -> None:
+    import ray
+
+    ray.init(
+        include_dashboard=False,
+        _metrics_export_port=settings.metrics_port,
+        log_to_driver=settings.log_level.upper() == "DEBUG",
+        logging_level=settings.log_level.upper(),
+        # Replicas import the project's packages from the working tree.
+        runtime_env={"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir)}},
+    )
+
+
+def start_serve(settings: Settings) -> None:
+    from ray import serve
+
+    from deployments.app import build_app
+
+    serve.start(http_options={"host": settings.host, "port": settings.port})
+    serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
+
+
+def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base_url}/readyz", timeout=5) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(1)
+    return False
+
+
+def run(settings: Settings) -> None:
+    console = Console()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with ExitStack() as stack:
+        try:
+            build_assets(settings)
+            with console.status("starting PostgreSQL"):
+                url = stack.enter_context(database_url(settings.database_url, settings.pgdata_dir))
+            settings = settings.model_copy(update={"database_url": url})
+            with console.status("starting Ray and the Serve application (the LLM engine takes about a minute on CPU)"):
+                start_ray(settings)
+                stack.callback(_stop_ray)
+                start_serve(settings)
+            base = f"http://{settings.host}:{settings.port}"
+            ready = wait_ready(base)
+            console.print(f"[bold green]Tandem is {'up' if ready else 'up, but not ready (see /readyz)'}[/]")
+            console.print(f"  API          {base}   (OpenAPI docs: {base}/docs)")
+            console.print(f"  health       {base}/healthz   {base}/readyz")
+            console.print(f"  completions  {base}/v1/completions   model '{settings.llm_name}'")
+            console.print(f"  metrics      http://127.0.0.1:{settings.metrics_port}/metrics   (Prometheus)")
+            console.print(f"  database     {url}")
+            console.print(f"  state        {settings.var_dir}")
+            console.print("Press Ctrl-C to stop.")
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopping…")
+
+
+def _stop_ray() -> None:
+    import ray
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    finally:
+        ray.shutdown()

@@ -1,0 +1,138 @@
+"""The Serve application over real HTTP: health, readiness, OpenAI completions from vLLM, errors, metrics."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tandem.settings import Settings
+
+GREEDY = {"temperature": 0, "max_tokens": 8}
+
+
+def test_healthz(http: httpx.Client) -> None:
+    r = http.get("/healthz")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_check(http: httpx.Client) -> None:
+    r = http.get("/readyz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "checks": {"database": "ok", "llm": "ok"}}
+
+
+def test_models_lists_the_base_model(http: httpx.Client, settings: Settings) -> None:
+    ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
+    assert ids == [settings.llm_name]
+
+
+def test_completion_knows_a_fact(http: httpx.Client, settings: Settings) -> None:
+    # Garbage weights (a botched GGUF conversion) would not continue this with Paris.
+    r = http.post("/v1/completions", json={"prompt": "The capital of France is", **GREEDY})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["object"] == "text_completion" and body["model"] == settings.llm_name
+    assert "Paris" in body["choices"][0]["text"]
+    usage = body["usage"]
+    assert usage["prompt_tokens"] == 5 and 1 <= usage["completion_tokens"] <= 8
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def test_batch_of_prompts_and_n_choices_and_logprobs(http: httpx.Client) -> None:
+    r = http.post(
+        "/v1/completions",
+        json={
+            "prompt": ["One, two, three,", "Monday, Tuesday,"],
+            "max_tokens": 3,
+            "n": 2,
+            "temperature": 0.7,
+            "seed": 1,
+            "logprobs": 2,
+        },
+    )
+    assert r.status_code == 200, r.text
+    choices = r.json()["choices"]
+    assert sorted(c["index"] for c in choices) == [0, 1, 2, 3]
+    for c in choices:
+        lp = c["logprobs"]
+        assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) >= 1
+        assert all(x is not None and x <= 0 for x in lp["token_logprobs"])
+        assert all(1 <= len(top) <= 3 for top in lp["top_logprobs"])  # top 2, plus the chosen token
+
+
+def test_streaming_matches_the_non_streamed_text(http: httpx.Client) -> None:
+    body = {"prompt": "The capital of France is", **GREEDY}
+    expected = http.post("/v1/completions", json=body).json()["choices"][0]["text"]
+    pieces, done = [], False
+    with http.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                done = True
+                break
+            pieces.append(json.loads(line.removeprefix("data: "))["choices"][0]["text"])
+    assert done and len(pieces) > 1
+    assert "".join(pieces) == expected
+
+
+@pytest.mark.parametrize(
+    "body,status,field",
+    [
+        ({"max_tokens": 4}, 422, "prompt"),
+        ({"prompt": "hi", "max_tokens": -1}, 422, "max_tokens"),
+        ({"prompt": "hi", "max_tokens": 0}, 422, "max_tokens"),
+        ({"prompt": "", "max_tokens": 4}, 422, "prompt"),
+        ({"prompt": [], "max_tokens": 4}, 422, "prompt"),
+        ({"prompt": "hi", "temperature": 5}, 422, "temperature"),
+        ({"prompt": "hi", "model": "gpt-4"}, 404, "model"),
+        ({"prompt": "word " * 5000, "max_tokens": 4}, 400, "prompt"),
+    ],
+)
+def test_bad_requests_get_a_clear_4xx(http: httpx.Client, body: dict, status: int, field: str) -> None:
+    r = http.post("/v1/completions", json=body)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["param"] == field
+    assert field in error["message"] or (field == "prompt" and "context length" in error["message"])
+
+
+def test_bad_streaming_request_is_rejected_before_the_stream(http: httpx.Client) -> None:
+    r = http.post("/v1/completions", json={"prompt": "hi", "model": "nope", "stream": True})
+    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
+
+
+def test_malformed_json_is_a_422(http: httpx.Client) -> None:
+    r = http.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
+
+
+def _scrape(metrics_url: str) -> dict[str, float]:
+    """Sum of each sample name across label sets, parsed with Prometheus' own text-format parser."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+def test_prometheus_endpoint_exports_serve_llm_and_vllm_metrics(http: httpx.Client, metrics_url: str) -> None:
+    http.post("/v1/completions", json={"prompt": "Hello", "max_tokens": 2})
+    before = _scrape(metrics_url).get("ray_tandem_llm_requests_total", 0.0)
+    for _ in range(3):
+        assert http.post("/v1/completions", json={"prompt": "Hello", "max_tokens": 2}).status_code == 200
+    deadline = time.monotonic() + 60  # Ray's agents export on an interval of a few seconds
+    while True:
+        totals = _scrape(metrics_url)
+        if totals.get("ray_tandem_llm_requests_total", 0.0) >= before + 3 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert totals["ray_tandem_llm_requests_total"] >= before + 3
+    assert totals["ray_vllm_generation_tokens_total"] > 0
+    assert totals["ray_serve_num_http_requests_total"] > 0
