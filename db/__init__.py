@@ -1,0 +1,1 @@
+"""The asyncpg pool, numbered SQL migrations and one module of queries per table family."""

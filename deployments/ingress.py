@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 
-from db.pool import create_pool, ping
+from db.pool import Database
+from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
+from deployments.ingestion import router as ingestion_router
 from deployments.llm_engine import EngineError
 from deployments.openai_protocol import CompletionRequest, CompletionResponse, ErrorBody, ErrorResponse
 from tandem.settings import Settings
@@ -26,26 +27,9 @@ app = FastAPI(
     description="Two-stage ML pipelines served by Ray Serve from PostgreSQL.",
     version="0.1.0",
 )
-
-
-def error_response(
-    status: int, message: str, type_: str = "invalid_request_error", param: str | None = None
-) -> JSONResponse:
-    body = ErrorResponse(error=ErrorBody(message=message, type=type_, param=param))
-    return JSONResponse(body.model_dump(), status_code=status)
-
-
-@app.exception_handler(RequestValidationError)
-async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-    # One readable sentence per problem, naming the field: "max_tokens: Input should be greater than or equal to 1".
-    fields, problems = [], []
-    for err in exc.errors():
-        # A JSON syntax error's location is a character offset, not a field.
-        loc = () if err["type"] == "json_invalid" else err["loc"]
-        field = ".".join(str(p) for p in loc if p != "body") or "body"
-        fields.append(field)
-        problems.append(f"{field}: {err['msg']}")
-    return error_response(422, "; ".join(problems), param=fields[0] if fields else None)
+install_error_handlers(app)
+app.add_middleware(BodySizeLimit)
+app.include_router(ingestion_router)
 
 
 def engine_error_response(error: EngineError) -> JSONResponse:
@@ -58,21 +42,17 @@ class Ingress:
     async def __init__(self, settings: Settings, llm: DeploymentHandle):
         self.settings = settings
         self.llm = llm
-        self.pool = None
-        # A database that is down at start-up degrades /readyz and the data routes, not the whole service.
-        await self._ensure_pool()
-
-    async def _ensure_pool(self):
-        if self.pool is None:
-            try:
-                self.pool = await create_pool(
-                    self.settings.database_url,
-                    min_size=self.settings.db_pool_min_size,
-                    max_size=self.settings.db_pool_max_size,
-                )
-            except Exception as exc:  # asyncpg raises OS, protocol and auth errors alike on connect
-                log.warning("database unreachable", extra={"error": str(exc)})
-        return self.pool
+        self.db = Database(
+            settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+        )
+        app.state.db = self.db
+        app.state.max_body_bytes = int(settings.max_body_mib * 2**20)
+        # Open (and migrate) now when the database is up; when it is down this degrades /readyz and the
+        # data routes, which retry on their next request, instead of failing the whole service.
+        try:
+            await self.db.pool()
+        except Exception as exc:
+            log.warning("database unreachable at start-up", extra={"error": str(exc)})
 
     @app.get("/healthz", summary="Liveness: the HTTP process answers.")
     async def healthz(self) -> dict[str, str]:
@@ -81,11 +61,8 @@ class Ingress:
     @app.get("/readyz", summary="Readiness: database reachable and every deployment answering.")
     async def readyz(self) -> JSONResponse:
         checks: dict[str, str] = {}
-        pool = await self._ensure_pool()
         try:
-            if pool is None:
-                raise ConnectionError("no connection could be opened")
-            await ping(pool, timeout=READY_TIMEOUT_S)
+            await self.db.ping(timeout=READY_TIMEOUT_S)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     )
     db_pool_min_size: int = Field(default=1, ge=0)
     db_pool_max_size: int = Field(default=8, ge=1)
+    max_body_mib: float = Field(default=16.0, gt=0, description="Larger request bodies are refused with 413.")
     var_dir: Path = Field(default=_DEFAULT_VAR, description="Generated state: models, artifacts, pgdata, logs.")
     data_dir: Path = Field(default=_DEFAULT_DATA, description="Read-only real datasets (MovieLens, KorQuAD, books).")
 

@@ -1,0 +1,1 @@
+"""LRURec, the candidate generator: linear recurrent units over interaction histories (issue 4)."""

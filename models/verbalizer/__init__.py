@@ -1,0 +1,1 @@
+"""The LlamaRec verbalizer: candidate prompts and ranking by label-token log-probabilities (issue 5)."""
