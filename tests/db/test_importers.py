@@ -1,0 +1,66 @@
+"""Importers load real MovieLens and generic CSVs, idempotently, and name what is wrong with a bad file."""
+
+import asyncio
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from db.importers import import_ratings
+from db.migrate import migrate
+from tandem.settings import Settings
+
+
+async def _import(url: str, ratings: Path, items: Path | None):
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        report = await import_ratings(conn, ratings, items)
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM users) u, (SELECT count(*) FROM items) i, (SELECT count(*) FROM interactions) x"
+        )
+        title = await conn.fetchval("SELECT title FROM items WHERE external_id = '1'")
+        return report, tuple(counts), title
+    finally:
+        await conn.close()
+
+
+def test_movielens_import_is_complete_and_idempotent(fresh_db: str, base_settings: Settings) -> None:
+    folder = base_settings.data_dir / "ml-latest-small"
+    report, counts, title = asyncio.run(_import(fresh_db, folder / "ratings.csv", folder / "movies.csv"))
+    assert counts == (610, 9742, 100_836)
+    assert report.interactions_new == 100_836
+    assert title == "Toy Story (1995)"
+    again, counts_again, _ = asyncio.run(_import(fresh_db, folder / "ratings.csv", folder / "movies.csv"))
+    assert again.interactions_new == 0 and counts_again == counts
+
+
+def test_generic_csv_with_and_without_titles(fresh_db: str, tmp_path: Path) -> None:
+    ratings = tmp_path / "r.csv"
+    ratings.write_text(
+        "user_id,item_id,rating,timestamp\nu1,a,4.5,2024-01-01T10:00:00\nu1,b,,1700000000\nu2,a,3,1700000001\n"
+    )
+    items = tmp_path / "i.csv"
+    items.write_text("item_id,title\na,Apple\n")
+    report, counts, _ = asyncio.run(_import(fresh_db, ratings, items))
+    assert counts == (2, 2, 3) and report.interactions_new == 3
+
+    async def titles():
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            return dict(await conn.fetch("SELECT external_id, title FROM items"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(titles()) == {"a": "Apple", "b": "b"}
+
+
+def test_bad_csv_names_the_problem(fresh_db: str, tmp_path: Path) -> None:
+    no_item = tmp_path / "a.csv"
+    no_item.write_text("user,product,timestamp\n1,2,3\n")
+    with pytest.raises(ValueError, match="no column named user_id or userId"):
+        asyncio.run(_import(fresh_db, no_item, None))
+    bad_time = tmp_path / "b.csv"
+    bad_time.write_text("user_id,item_id,timestamp\n1,2,yesterday\n")
+    with pytest.raises(ValueError, match=r"b.csv:2"):
+        asyncio.run(_import(fresh_db, bad_time, None))
