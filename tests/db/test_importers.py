@@ -17,7 +17,7 @@ async def _import(url: str, ratings: Path, items: Path | None):
         await migrate(conn)
         report = await import_ratings(conn, ratings, items)
         counts = await conn.fetchrow(
-            "SELECT (SELECT count(*) FROM users) u, (SELECT count(*) FROM items) i, (SELECT count(*) FROM interactions) x"
+            "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM items), (SELECT count(*) FROM interactions)"
         )
         title = await conn.fetchval("SELECT title FROM items WHERE external_id = '1'")
         return report, tuple(counts), title
