@@ -35,6 +35,8 @@ UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, cannot connect now
     asyncpg.InterfaceError,
+    # A connection whose server vanished mid-operation is left in a state no new query can start from.
+    asyncpg.InternalClientError,
     asyncio.TimeoutError,
 )
 # What connecting or talking to a vanished server raises besides asyncpg's own errors.

@@ -74,15 +74,18 @@ class _Acquire:
         pool = await self.db.pool()
         self._ctx = pool.acquire(timeout=self.timeout)
         try:
-            return await self._ctx.__aenter__()
+            self._conn = await self._ctx.__aenter__()
         except CONNECTION_LOST as exc:
             raise DatabaseUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        return self._conn
 
     async def __aexit__(self, exc_type, exc, tb) -> None:
+        if isinstance(exc, asyncpg.InternalClientError):
+            self._conn.terminate()  # its protocol state is broken; the pool opens a fresh one
         try:
             await self._ctx.__aexit__(exc_type, exc, tb)
         except CONNECTION_LOST:
             pass  # releasing a connection to a server that went away; the pool replaces it
-        if isinstance(exc, OSError):
+        if isinstance(exc, (OSError, asyncpg.InternalClientError)):
             # The server vanished mid-transaction: nothing was committed.
             raise DatabaseUnavailable(f"lost the connection to PostgreSQL: {exc}") from exc

@@ -115,20 +115,23 @@ class LLMEngine:
             return error
         params = self._sampling_params(request)
 
-        async def final(prompt: str):
-            last = None
+        async def final(prompt: str) -> tuple[list[int], list[CompletionOutput]]:
+            # With n > 1 an intermediate output may carry only some choices, so keep the latest of each.
+            prompt_ids: list[int] = []
+            choices: dict[int, CompletionOutput] = {}
             async for output in self._generate(prompt, params):
-                last = output
-            return last
+                prompt_ids = output.prompt_token_ids or prompt_ids
+                choices.update({c.index: c for c in output.outputs})
+            return prompt_ids, [choices[i] for i in sorted(choices)]
 
         try:
             outputs = await asyncio.gather(*(final(p) for p in request.prompts))
         except self._client_errors as exc:
             return EngineError(status=400, message=str(exc), param="prompt")
         choices, usage = [], Usage()
-        for i, out in enumerate(outputs):
-            usage.prompt_tokens += len(out.prompt_token_ids or [])
-            for c in out.outputs:
+        for i, (prompt_ids, completions) in enumerate(outputs):
+            usage.prompt_tokens += len(prompt_ids)
+            for c in completions:
                 usage.completion_tokens += len(c.token_ids)
                 choices.append(self._choice(i * request.n + c.index, c, c.text))
         usage.total_tokens = usage.prompt_tokens + usage.completion_tokens

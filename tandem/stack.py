@@ -18,9 +18,18 @@ log = logging.getLogger("tandem.stack")
 APP_NAME = "tandem"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _raise_interrupt(signum, frame):
-    # SIGTERM gets the same orderly shutdown as Ctrl-C: Serve, then Ray, then PostgreSQL.
     raise KeyboardInterrupt
+
+
+def _on_stop_signals(handler) -> None:
+    # Set explicitly: a shell may start us with SIGINT ignored, and ray.init() installs its own SIGTERM
+    # handler. Every stop signal gets the same orderly shutdown: Serve, then Ray, then PostgreSQL.
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
 
 
 def start_ray(settings: Settings) -> None:
@@ -60,7 +69,7 @@ def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
 
 def run(settings: Settings) -> None:
     console = Console()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    _on_stop_signals(_raise_interrupt)
     with ExitStack() as stack:
         try:
             build_assets(settings)
@@ -69,6 +78,7 @@ def run(settings: Settings) -> None:
             settings = settings.model_copy(update={"database_url": url})
             with console.status("starting Ray and the Serve application (the LLM engine takes about a minute on CPU)"):
                 start_ray(settings)
+                _on_stop_signals(_raise_interrupt)
                 stack.callback(_stop_ray)
                 start_serve(settings)
             base = f"http://{settings.host}:{settings.port}"
@@ -85,6 +95,8 @@ def run(settings: Settings) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             console.print("stopping…")
+            # A second Ctrl-C must not cut the shutdown short and leave PostgreSQL or Ray behind.
+            _on_stop_signals(signal.SIG_IGN)
 
 
 def _stop_ray() -> None:

@@ -51,7 +51,7 @@ def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> Non
         c.post("/v1/users", json={"users": [{"external_id": f"r{n}"} for n in range(CLIENTS)]}).raise_for_status()
         c.post("/v1/items", json={"items": [{"external_id": "book", "title": "Book"}]}).raise_for_status()
 
-    statuses: Counter[int] = Counter()
+    statuses: Counter[int | str] = Counter()
     acknowledged: list[tuple[str, int]] = []
     stop = threading.Event()
 
@@ -65,8 +65,9 @@ def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> Non
             if r.status_code == 200:
                 acknowledged.extend((f"r{n}", seq * 10 + k) for k in range(5))
             else:
-                assert r.status_code == 503, r.text
-                assert "database unavailable" in r.json()["error"]["message"]
+                # Recorded, not asserted here: one failing client must not stop the others mid-outage.
+                if r.status_code == 503 and "database unavailable" not in r.json()["error"]["message"]:
+                    statuses["503 without the reason"] += 1
                 await asyncio.sleep(0.2)
 
     async def load() -> None:
