@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from db.errors import NotFound
 from db.records import Book, BookIn, UpsertResult
-from db.upsert import Column, text_array, upsert
+from db.upsert import Column, fetch_one, fetch_page, text_array, upsert
 
 BOOK_COLUMNS = [
     Column("external_id"),
@@ -29,16 +28,8 @@ async def upsert_books(conn: asyncpg.Connection, books: list[BookIn]) -> UpsertR
 
 
 async def get_book(conn: asyncpg.Connection, external_id: str) -> Book:
-    row = await conn.fetchrow(f"SELECT {_BOOK_FIELDS} FROM books WHERE external_id = $1", external_id)
-    if row is None:
-        raise NotFound(f"unknown book id: {external_id!r}")
-    return Book(**row)
+    return Book(**await fetch_one(conn, "books", _BOOK_FIELDS, external_id, "book"))
 
 
 async def list_books(conn: asyncpg.Connection, *, after: str | None, limit: int) -> list[Book]:
-    rows = await conn.fetch(
-        f"SELECT {_BOOK_FIELDS} FROM books WHERE $1::text IS NULL OR external_id > $1 ORDER BY external_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [Book(**r) for r in rows]
+    return [Book(**r) for r in await fetch_page(conn, "books", _BOOK_FIELDS, after=after, limit=limit)]

@@ -65,8 +65,9 @@ def read_items(path: Path) -> dict[str, ItemIn]:
         items = {}
         for row in reader:
             genres = [g for g in row.get("genres", "").split("|") if g and g != "(no genres listed)"]
-            items[row[item]] = ItemIn(external_id=row[item], title=row["title"] or row[item],
-                                      attributes={"genres": genres} if genres else {})
+            items[row[item]] = ItemIn(
+                external_id=row[item], title=row["title"] or row[item], attributes={"genres": genres} if genres else {}
+            )
         return items
 
 
@@ -80,18 +81,18 @@ async def import_ratings(conn: asyncpg.Connection, ratings: Path, items_csv: Pat
     with Progress() as progress:
         task = progress.add_task("users", total=len(user_ids))
         for i in range(0, len(user_ids), CHUNK):
-            chunk = user_ids[i:i + CHUNK]
+            chunk = user_ids[i : i + CHUNK]
             await upsert_users(conn, [UserIn(external_id=u) for u in chunk])
             progress.advance(task, len(chunk))
         task = progress.add_task("items", total=len(items))
         records = list(items.values())
         for i in range(0, len(records), CHUNK):
-            await upsert_items(conn, records[i:i + CHUNK])
-            progress.advance(task, len(records[i:i + CHUNK]))
+            await upsert_items(conn, records[i : i + CHUNK])
+            progress.advance(task, len(records[i : i + CHUNK]))
         task = progress.add_task("interactions", total=len(rows))
         new = 0
         for i in range(0, len(rows), CHUNK * 5):
-            chunk = rows[i:i + CHUNK * 5]
+            chunk = rows[i : i + CHUNK * 5]
             new += await copy_interactions(conn, chunk)
             progress.advance(task, len(chunk))
     return ImportReport(users=len(user_ids), items=len(items), interactions_read=len(rows), interactions_new=new)

@@ -10,7 +10,7 @@ import asyncpg
 
 from db.errors import MissingReferences, NotFound
 from db.records import InsertResult, Interaction, InteractionIn, Item, ItemIn, UpsertResult
-from db.upsert import Column, jsonb, missing_ids, upsert
+from db.upsert import Column, fetch_one, fetch_page, jsonb, missing_ids, upsert
 
 ITEM_COLUMNS = [Column("external_id"), Column("title"), Column("style"), jsonb("attributes")]
 _ITEM_FIELDS = "external_id, title, style, attributes, created_at, updated_at"
@@ -25,19 +25,11 @@ async def upsert_items(conn: asyncpg.Connection, items: list[ItemIn]) -> UpsertR
 
 
 async def get_item(conn: asyncpg.Connection, external_id: str) -> Item:
-    row = await conn.fetchrow(f"SELECT {_ITEM_FIELDS} FROM items WHERE external_id = $1", external_id)
-    if row is None:
-        raise NotFound(f"unknown item id: {external_id!r}")
-    return _item(row)
+    return _item(await fetch_one(conn, "items", _ITEM_FIELDS, external_id, "item"))
 
 
 async def list_items(conn: asyncpg.Connection, *, after: str | None, limit: int) -> list[Item]:
-    rows = await conn.fetch(
-        f"SELECT {_ITEM_FIELDS} FROM items WHERE $1::text IS NULL OR external_id > $1 ORDER BY external_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [_item(r) for r in rows]
+    return [_item(r) for r in await fetch_page(conn, "items", _ITEM_FIELDS, after=after, limit=limit)]
 
 
 async def insert_interactions(conn: asyncpg.Connection, batch: list[InteractionIn]) -> InsertResult:

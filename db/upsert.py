@@ -1,4 +1,6 @@
-"""Bulk upsert keyed on external ids: one statement per batch, so a batch is all or nothing.
+"""Tables keyed on external ids: bulk upsert, lookup and pages.
+
+Bulk upsert: one statement per batch, so a batch is all or nothing.
 
 Rows travel as one array per column through `unnest`, which costs one round trip however large
 the batch. A row whose values equal the stored ones is left alone (not even `updated_at`
@@ -14,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from db.errors import NotFound
 from db.records import UpsertResult
 
 
@@ -79,3 +82,21 @@ async def missing_ids(conn: asyncpg.Connection, table: str, ids: Sequence[str]) 
         list(ids),
     )
     return [r["x"] for r in rows]
+
+
+async def fetch_one(conn: asyncpg.Connection, table: str, fields: str, external_id: str, kind: str) -> asyncpg.Record:
+    row = await conn.fetchrow(f"SELECT {fields} FROM {table} WHERE external_id = $1", external_id)
+    if row is None:
+        raise NotFound(f"unknown {kind} id: {external_id!r}")
+    return row
+
+
+async def fetch_page(
+    conn: asyncpg.Connection, table: str, fields: str, *, after: str | None, limit: int
+) -> list[asyncpg.Record]:
+    """Keyset pagination in external-id order: the page after `after`."""
+    return await conn.fetch(
+        f"SELECT {fields} FROM {table} WHERE $1::text IS NULL OR external_id > $1 ORDER BY external_id LIMIT $2",
+        after,
+        limit,
+    )

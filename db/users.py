@@ -6,9 +6,9 @@ import json
 
 import asyncpg
 
-from db.errors import MissingReferences, NotFound
+from db.errors import MissingReferences
 from db.records import Survey, SurveyIn, UpsertResult, User, UserIn
-from db.upsert import Column, jsonb, missing_ids, upsert
+from db.upsert import Column, fetch_one, fetch_page, jsonb, missing_ids, upsert
 
 USER_COLUMNS = [
     Column("external_id"),
@@ -30,19 +30,11 @@ async def upsert_users(conn: asyncpg.Connection, users: list[UserIn]) -> UpsertR
 
 
 async def get_user(conn: asyncpg.Connection, external_id: str) -> User:
-    row = await conn.fetchrow(f"SELECT {_USER_FIELDS} FROM users WHERE external_id = $1", external_id)
-    if row is None:
-        raise NotFound(f"unknown user id: {external_id!r}")
-    return _user(row)
+    return _user(await fetch_one(conn, "users", _USER_FIELDS, external_id, "user"))
 
 
 async def list_users(conn: asyncpg.Connection, *, after: str | None, limit: int) -> list[User]:
-    rows = await conn.fetch(
-        f"SELECT {_USER_FIELDS} FROM users WHERE $1::text IS NULL OR external_id > $1 ORDER BY external_id LIMIT $2",
-        after,
-        limit,
-    )
-    return [_user(r) for r in rows]
+    return [_user(r) for r in await fetch_page(conn, "users", _USER_FIELDS, after=after, limit=limit)]
 
 
 async def add_surveys(conn: asyncpg.Connection, surveys: list[SurveyIn]) -> int:
