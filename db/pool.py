@@ -21,12 +21,6 @@ async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> asyn
     )
 
 
-async def ping(pool: asyncpg.Pool, timeout: float = 2.0) -> None:
-    """Raise if the database cannot answer a trivial query within `timeout` seconds."""
-    async with pool.acquire(timeout=timeout) as conn:
-        await conn.fetchval("SELECT 1", timeout=timeout)
-
-
 class Database:
     """The process's pool. A database that is down at start-up is retried on the next request."""
 

@@ -40,12 +40,11 @@ def start_ray(settings: Settings) -> None:
         _metrics_export_port=settings.metrics_port,
         log_to_driver=settings.log_level.upper() == "DEBUG",
         logging_level=settings.log_level.upper(),
-        # Replicas import the project's packages from the working tree.
-        runtime_env={"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir)}},
     )
 
 
 def start_serve(settings: Settings) -> None:
+    """Deploy the application; replicas get `settings` through `bind`, not from their environment."""
     from ray import serve
 
     from deployments.app import build_app
@@ -79,7 +78,7 @@ def run(settings: Settings) -> None:
             with console.status("starting Ray and the Serve application (the LLM engine takes about a minute on CPU)"):
                 start_ray(settings)
                 _on_stop_signals(_raise_interrupt)
-                stack.callback(_stop_ray)
+                stack.callback(stop_ray)
                 start_serve(settings)
             base = f"http://{settings.host}:{settings.port}"
             ready = wait_ready(base)
@@ -99,7 +98,7 @@ def run(settings: Settings) -> None:
             _on_stop_signals(signal.SIG_IGN)
 
 
-def _stop_ray() -> None:
+def stop_ray() -> None:
     import ray
     from ray import serve
 

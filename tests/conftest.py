@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,30 +53,17 @@ def settings(base_settings: Settings, pg_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 def serve_app(settings: Settings) -> Iterator[str]:
-    """The whole Serve application on a local Ray cluster; yields its base URL."""
-    import ray
-    from ray import serve
+    """The whole Serve application on a local Ray cluster, started as `tandem run` starts it; yields its URL."""
+    from tandem.stack import start_ray, start_serve, stop_ray, wait_ready
 
-    from deployments.app import build_app
-
-    ray.init(
-        include_dashboard=False,
-        _metrics_export_port=settings.metrics_port,
-        log_to_driver=False,
-        logging_level="WARNING",
-    )
+    start_ray(settings)
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": settings.port})
-        serve.run(build_app(settings), name="tandem", route_prefix="/")
+        start_serve(settings)
         base = f"http://127.0.0.1:{settings.port}"
-        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-        while httpx.get(f"{base}/readyz", timeout=10).status_code != 200:
-            assert time.monotonic() < deadline, "Serve application never became ready"
-            time.sleep(1)
+        assert wait_ready(base, timeout_s=SERVE_START_TIMEOUT_S), "Serve application never became ready"
         yield base
     finally:
-        serve.shutdown()
-        ray.shutdown()
+        stop_ray()
 
 
 @pytest.fixture(scope="session")

@@ -6,20 +6,21 @@ from pathlib import Path
 import asyncpg
 import psutil
 
-from db.pool import create_pool, ping
+from db.pool import Database
 from db.server import embedded_server
 
 
 def test_asyncpg_queries_the_session_server(pg_url: str) -> None:
     async def go():
-        pool = await create_pool(pg_url, min_size=1, max_size=2)
+        db = Database(pg_url, min_size=1, max_size=2, run_migrations=False)
         try:
-            await ping(pool)
-            version = await pool.fetchval("SHOW server_version_num")
-            total = await pool.fetchval("SELECT sum(x) FROM generate_series(1, 100) AS x")
+            await db.ping()
+            async with db.acquire() as conn:
+                version = await conn.fetchval("SHOW server_version_num")
+                total = await conn.fetchval("SELECT sum(x) FROM generate_series(1, 100) AS x")
             return int(version), total
         finally:
-            await pool.close()
+            await db.close()
 
     version, total = asyncio.run(go())
     assert version >= 150000
