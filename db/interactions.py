@@ -107,3 +107,16 @@ async def copy_interactions(
                ON CONFLICT (user_id, item_id, occurred_at) DO NOTHING"""
         )
     return int(result.rsplit(" ", 1)[1])
+
+
+async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Every interaction as (user external id, item external id, time): what the sequence models train on."""
+    return await conn.fetch(
+        """SELECT u.external_id AS user_id, i.external_id AS item_id, x.occurred_at AS timestamp
+           FROM interactions x JOIN users u ON u.id = x.user_id JOIN items i ON i.id = x.item_id"""
+    )
+
+
+async def titles(conn: asyncpg.Connection, item_ids: list[str]) -> dict[str, str]:
+    rows = await conn.fetch("SELECT external_id, title FROM items WHERE external_id = ANY($1::text[])", item_ids)
+    return {r["external_id"]: r["title"] for r in rows}

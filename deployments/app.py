@@ -6,6 +6,7 @@ from typing import Any
 
 from ray.serve import Application
 
+from deployments.candidates import CandidateServer
 from deployments.ingress import Ingress
 from deployments.llm import LLMServer
 from tandem.settings import Settings
@@ -26,6 +27,14 @@ def build_llm(settings: Settings) -> Application:
     ).bind(settings)
 
 
+def build_candidates(settings: Settings) -> Application:
+    return CandidateServer.options(
+        num_replicas=settings.candidates_replicas,
+        ray_actor_options={"num_cpus": 0.5},
+        logging_config=logging_config(settings),
+    ).bind(settings)
+
+
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Entry point for `serve run deployments.app:build_app` and serve_config.yaml.
 
@@ -41,4 +50,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         num_replicas=settings.ingress_replicas,
         ray_actor_options={"num_cpus": 0},
         logging_config=logging_config(settings),
-    ).bind(settings, build_llm(settings))
+    ).bind(settings, build_llm(settings), build_candidates(settings))

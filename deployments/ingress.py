@@ -12,10 +12,11 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from db.pool import Database
+from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
-from deployments.llm_engine import EngineError
 from deployments.openai_protocol import CompletionRequest, CompletionResponse, ErrorBody, ErrorResponse
+from deployments.service_error import ServiceError
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.ingress")
@@ -32,16 +33,17 @@ app.add_middleware(BodySizeLimit)
 app.include_router(ingestion_router)
 
 
-def engine_error_response(error: EngineError) -> JSONResponse:
+def service_error_response(error: ServiceError) -> JSONResponse:
     return error_response(error.status, error.message, error.type, error.param)
 
 
 @serve.deployment(name="Ingress", max_ongoing_requests=256)
 @serve.ingress(app)
 class Ingress:
-    async def __init__(self, settings: Settings, llm: DeploymentHandle):
+    async def __init__(self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle):
         self.settings = settings
         self.llm = llm
+        self.candidates_server = candidates
         self.db = Database(
             settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
         )
@@ -71,10 +73,28 @@ class Ingress:
             checks["llm"] = "ok"
         except Exception as exc:
             checks["llm"] = f"not ready: {type(exc).__name__} {exc}".strip()
+        models: dict[str, str | None] = {}
+        try:
+            models["lrurec"] = await asyncio.wait_for(self.candidates_server.active_version.remote(), READY_TIMEOUT_S)
+            checks["candidates"] = "ok"
+        except Exception as exc:
+            checks["candidates"] = f"not ready: {type(exc).__name__} {exc}".strip()
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
-        )
+        # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
+        body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.post(
+        "/v1/candidates",
+        response_model=CandidateResponse,
+        responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
+        summary="LRURec top-k candidates for a user id or an explicit history, the history excluded.",
+    )
+    async def candidates(self, request: CandidateRequest):
+        result = await self.candidates_server.candidates.remote(request)
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
+        return result
 
     @app.get("/v1/models", summary="Models served, OpenAI shape.")
     async def models(self) -> dict:
@@ -91,21 +111,21 @@ class Ingress:
         if request.stream:
             return await self._stream(request)
         result = await self.llm.completions.remote(request)
-        if isinstance(result, EngineError):
-            return engine_error_response(result)
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
         return result
 
     async def _stream(self, request: CompletionRequest):
         chunks = self.llm.options(stream=True).completions_stream.remote(request)
         # Look at the first chunk before answering, so a rejected request still gets its 4xx status.
         first = await chunks.__anext__()
-        if isinstance(first, EngineError):
-            return engine_error_response(first)
+        if isinstance(first, ServiceError):
+            return service_error_response(first)
 
         async def events() -> AsyncIterator[str]:
             yield f"data: {first.model_dump_json()}\n\n"
             async for chunk in chunks:
-                if isinstance(chunk, EngineError):
+                if isinstance(chunk, ServiceError):
                     error = ErrorResponse(error=ErrorBody(message=chunk.message, type=chunk.type))
                     yield f"data: {error.model_dump_json()}\n\n"
                     break

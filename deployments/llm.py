@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
-from deployments.llm_engine import EngineError, LLMEngine
 from deployments.openai_protocol import CompletionRequest, CompletionResponse
+from deployments.service_error import LLMEngine, ServiceError
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")
@@ -35,21 +35,21 @@ class LLMServer:
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
         )
 
-    async def completions(self, request: CompletionRequest) -> CompletionResponse | EngineError:
+    async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         started = time.monotonic()
         result = await self.engine.complete(request)
         self.latency.observe(time.monotonic() - started)
-        if isinstance(result, EngineError):
+        if isinstance(result, ServiceError):
             self.requests.inc(tags={"outcome": "rejected"})
         else:
             self.requests.inc(tags={"outcome": "ok"})
             self.tokens.inc(result.usage.completion_tokens)
         return result
 
-    async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | EngineError]:
+    async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
         outcome = "ok"
         async for chunk in self.engine.stream(request):
-            if isinstance(chunk, EngineError):
+            if isinstance(chunk, ServiceError):
                 outcome = "rejected"
             yield chunk
         self.requests.inc(tags={"outcome": outcome})

@@ -13,8 +13,6 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
-
 from deployments.openai_protocol import (
     CompletionChoice,
     CompletionLogprobs,
@@ -22,20 +20,12 @@ from deployments.openai_protocol import (
     CompletionResponse,
     Usage,
 )
+from deployments.service_error import ServiceError
 from tandem.settings import Settings
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
     from vllm.outputs import CompletionOutput
-
-
-class EngineError(BaseModel):
-    """An error value the routes map to an HTTP status, instead of an exception crossing processes."""
-
-    status: int
-    message: str
-    type: str = "invalid_request_error"
-    param: str | None = None
 
 
 def engine_args(settings: Settings):
@@ -95,10 +85,10 @@ class LLMEngine:
             logprobs=request.logprobs,
         )
 
-    def _check_model(self, request: CompletionRequest) -> EngineError | None:
+    def _check_model(self, request: CompletionRequest) -> ServiceError | None:
         if request.model in (None, self.model_name):
             return None
-        return EngineError(
+        return ServiceError(
             status=404,
             type="not_found_error",
             param="model",
@@ -110,7 +100,7 @@ class LLMEngine:
         async for output in self.engine.generate(prompt, params, request_id):
             yield output
 
-    async def complete(self, request: CompletionRequest) -> CompletionResponse | EngineError:
+    async def complete(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         if error := self._check_model(request):
             return error
         params = self._sampling_params(request)
@@ -127,7 +117,7 @@ class LLMEngine:
         try:
             outputs = await asyncio.gather(*(final(p) for p in request.prompts))
         except self._client_errors as exc:
-            return EngineError(status=400, message=str(exc), param="prompt")
+            return ServiceError(status=400, message=str(exc), param="prompt")
         choices, usage = [], Usage()
         for i, (prompt_ids, completions) in enumerate(outputs):
             usage.prompt_tokens += len(prompt_ids)
@@ -137,7 +127,7 @@ class LLMEngine:
         usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
         return CompletionResponse(model=self.model_name, choices=choices, usage=usage)
 
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | EngineError]:
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
         """One chunk per engine step and choice, carrying only the new text; streams one prompt at a time."""
         if error := self._check_model(request):
             yield error
@@ -157,7 +147,7 @@ class LLMEngine:
                                 id=response_id, model=self.model_name, choices=[choice], usage=Usage()
                             )
         except self._client_errors as exc:
-            yield EngineError(status=400, message=str(exc), param="prompt")
+            yield ServiceError(status=400, message=str(exc), param="prompt")
 
     @staticmethod
     def _choice(index: int, c: CompletionOutput, text: str) -> CompletionChoice:

@@ -53,6 +53,38 @@ def cmd_db_import(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(dataclasses.asdict(report)))
 
 
+def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from db.server import database_url
+    from models.lrurec.train import TrainConfig
+    from tandem.jobs.lrurec import TrainRequest, run_training
+
+    model_options = {k: getattr(args, k) for k in ("hidden", "blocks", "dropout", "max_len") if getattr(args, k)}
+    if args.dropout is not None:
+        model_options["attn_dropout"] = args.dropout
+    train_cfg = TrainConfig(max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
+                            weight_decay=args.weight_decay, patience=args.patience, seed=args.seed)
+    request = TrainRequest(ratings=args.ratings, output=args.output, model_options=model_options, train=train_cfg,
+                           activate=not args.no_activate)
+    db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
+    with db as url:
+        metrics = run_training(settings, request, url)
+    # The last line is the metrics JSON, for scripts.
+    print(json.dumps(metrics))
+
+
+def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from db.server import database_url
+    from tandem.jobs.lrurec import run_evaluation
+
+    db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
+    with db as url:
+        print(json.dumps(run_evaluation(args.model, args.ratings, url)))
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from tandem.stack import run
 
@@ -60,6 +92,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from models.lrurec.train import TrainConfig
+
+    TRAIN_DEFAULTS = TrainConfig()
     p = argparse.ArgumentParser(prog="tandem", description="Tandem: two-stage ML pipelines on Ray Serve.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -78,6 +113,31 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--ratings", type=Path, required=True)
     gen.add_argument("--items", type=Path)
     gen.set_defaults(func=cmd_db_import)
+
+    train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
+    lru = train.add_parser("lrurec", help="LRURec candidate generator; from the database unless --ratings")
+    lru.add_argument("--ratings", type=Path, help="ratings CSV instead of the database (user_id|userId, "
+                     "item_id|movieId|itemId, timestamp[, rating])")
+    lru.add_argument("--items", type=Path, help="items CSV (item_id,title); titles are not needed for training")
+    lru.add_argument("--output", type=Path, help="artifact folder (default var/artifacts/lrurec/<version>)")
+    lru.add_argument("--max-epochs", type=int, default=TRAIN_DEFAULTS.max_epochs)
+    lru.add_argument("--patience", type=int, default=TRAIN_DEFAULTS.patience)
+    lru.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
+    lru.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr)
+    lru.add_argument("--weight-decay", type=float, default=TRAIN_DEFAULTS.weight_decay)
+    lru.add_argument("--seed", type=int, default=TRAIN_DEFAULTS.seed)
+    lru.add_argument("--hidden", type=int)
+    lru.add_argument("--blocks", type=int)
+    lru.add_argument("--dropout", type=float, help="dropout everywhere in the model")
+    lru.add_argument("--max-len", type=int, dest="max_len")
+    lru.add_argument("--no-activate", action="store_true", help="register the version without serving it")
+    lru.set_defaults(func=cmd_train_lrurec)
+
+    evaluate = sub.add_parser("eval", help="evaluate a saved model").add_subparsers(dest="model", required=True)
+    ev = evaluate.add_parser("lrurec", help="test metrics of a saved LRURec (full ranking, history excluded)")
+    ev.add_argument("--model", type=Path, required=True, help="artifact folder")
+    ev.add_argument("--ratings", type=Path, help="ratings CSV instead of the database")
+    ev.set_defaults(func=cmd_eval_lrurec)
 
     run = sub.add_parser("run", help="start PostgreSQL, Ray and the Serve application; Ctrl-C stops all")
     run.set_defaults(func=cmd_run)

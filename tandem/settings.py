@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     llm_replicas: int = Field(default=1, ge=1)
     log_level: str = Field(default="WARNING", description="Quiet by default; INFO or DEBUG when investigating.")
 
+    # --- candidates (LRURec) -------------------------------------------------
+    candidates_replicas: int = Field(default=1, ge=1)
+    candidates_max_batch_size: int = Field(default=32, ge=1, description="Requests scored in one forward pass.")
+    candidates_batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits to fill.")
+    model_poll_s: float = Field(default=10.0, gt=0, description="Active-version check when no NOTIFY arrives.")
+
     # --- LLM (vLLM) ----------------------------------------------------------
     llm_model: str = Field(
         default="",

@@ -22,7 +22,10 @@ def test_healthz(http: httpx.Client) -> None:
 def test_readyz_reports_each_check(http: httpx.Client) -> None:
     r = http.get("/readyz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ready", "checks": {"database": "ok", "llm": "ok"}}
+    body = r.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "llm": "ok", "candidates": "ok"}
+    assert "lrurec" in body["models"]
 
 
 def test_models_lists_the_base_model(http: httpx.Client, settings: Settings) -> None:

@@ -39,7 +39,10 @@ def restartable(serve_app: str, settings: Settings, own_server) -> Iterator[tupl
     url = server.get_uri()
     mine = settings.model_copy(update={"database_url": url})
     llm = serve.get_deployment_handle("LLMServer", app_name="tandem")
-    serve.run(Ingress.options(name="RestartIngress").bind(mine, llm), name="restart", route_prefix="/restart")
+    candidates = serve.get_deployment_handle("Candidates", app_name="tandem")
+    serve.run(
+        Ingress.options(name="RestartIngress").bind(mine, llm, candidates), name="restart", route_prefix="/restart"
+    )
     yield f"{serve_app}/restart", url
     serve.delete("restart")
 

@@ -1,0 +1,73 @@
+"""Queries for training runs and model versions: how a trained artifact reaches serving."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncpg
+from pydantic import BaseModel
+
+CHANNEL = "model_versions"
+
+
+class ModelVersion(BaseModel):
+    id: int
+    pipeline: str
+    version: str
+    artifact_path: str
+    status: str
+    metrics: dict
+
+
+def _version(row: asyncpg.Record) -> ModelVersion:
+    return ModelVersion(**{**row, "metrics": json.loads(row["metrics"])})
+
+
+async def start_run(conn: asyncpg.Connection, pipeline: str, parameters: dict) -> int:
+    return await conn.fetchval(
+        """INSERT INTO training_runs (pipeline, status, parameters, started_at)
+           VALUES ($1, 'running', $2::jsonb, now()) RETURNING id""",
+        pipeline, json.dumps(parameters, default=str),
+    )
+
+
+async def fail_run(conn: asyncpg.Connection, run_id: int, error: str) -> None:
+    await conn.execute(
+        "UPDATE training_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1", run_id, error
+    )
+
+
+async def finish_run(
+    conn: asyncpg.Connection, run_id: int, pipeline: str, version: str, artifact: Path, metrics: dict,
+    activate: bool = True,
+) -> ModelVersion:
+    """Record success and register the artifact; with `activate`, make it the one served, in one transaction,
+    and tell listening deployments (NOTIFY model_versions, payload = pipeline)."""
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE training_runs SET status = 'succeeded', metrics = $2::jsonb, finished_at = now() WHERE id = $1",
+            run_id, json.dumps(metrics),
+        )
+        if activate:
+            await conn.execute("UPDATE model_versions SET status = 'retired' WHERE pipeline = $1 AND status = 'active'",
+                               pipeline)
+        row = await conn.fetchrow(
+            """INSERT INTO model_versions (pipeline, version, artifact_path, metrics, status, training_run_id)
+               VALUES ($1, $2, $3, $4::jsonb, $5, $6)
+               RETURNING id, pipeline, version, artifact_path, status, metrics""",
+            pipeline, version, str(artifact), json.dumps(metrics), "active" if activate else "registered", run_id,
+        )
+        if activate:
+            await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, pipeline)
+    return _version(row)
+
+
+async def active_version(conn: asyncpg.Connection, pipeline: str) -> ModelVersion | None:
+    row = await conn.fetchrow(
+        """SELECT id, pipeline, version, artifact_path, status, metrics FROM model_versions
+           WHERE pipeline = $1 AND status = 'active'""",
+        pipeline,
+    )
+    return _version(row) if row else None
+

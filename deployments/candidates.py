@@ -1,0 +1,98 @@
+"""The candidate deployment: LRURec top-k, batched into one forward pass, on the active model version."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+
+from db.errors import MissingReferences, NotFound
+from db.interactions import titles, user_history
+from db.pool import Database
+from db.upsert import missing_ids
+from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse
+from deployments.model_watch import ActiveModel
+from deployments.service_error import ServiceError
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.recommender import Ranked, Recommender
+from tandem.settings import Settings
+
+PIPELINE = "lrurec"
+
+
+def load_recommender(version) -> Recommender:
+    return Recommender(Checkpoint.load(Path(version.artifact_path)))
+
+
+@serve.deployment(name="Candidates", max_ongoing_requests=128)
+class CandidateServer:
+    async def __init__(self, settings: Settings):
+        self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
+        self.active = ActiveModel(self.db, PIPELINE, load_recommender, settings.model_poll_s)
+        await self.active.start()
+        self.rank_batch.set_max_batch_size(settings.candidates_max_batch_size)
+        self.rank_batch.set_batch_wait_timeout_s(settings.candidates_batch_wait_ms / 1000)
+        self.batch_sizes = Histogram("tandem_candidates_batch_size", description="Requests per forward pass.",
+                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.requests = Counter("tandem_candidates_requests", description="Candidate requests by outcome.",
+                                tag_keys=("outcome",))
+        self.latency = Histogram("tandem_candidates_seconds", description="Candidate latency in the deployment.",
+                                 boundaries=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2])
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def rank_batch(self, requests: list[tuple[Recommender, list[str], int]]) -> list[Ranked]:
+        # Requests that started on different versions (during a swap) are scored by their own version.
+        self.batch_sizes.observe(len(requests))
+        results: list[Ranked | None] = [None] * len(requests)
+        for model in {id(r[0]): r[0] for r in requests}.values():
+            rows = [i for i, r in enumerate(requests) if r[0] is model]
+            # In a thread: torch releases the GIL, so the replica keeps accepting (and batching) requests.
+            ranked = await asyncio.to_thread(model.rank, [requests[i][1] for i in rows], [requests[i][2] for i in rows])
+            for i, r in zip(rows, ranked, strict=True):
+                results[i] = r
+        return results
+
+    async def candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
+        started = time.monotonic()
+        result = await self._candidates(request)
+        self.requests.inc(tags={"outcome": "error" if isinstance(result, ServiceError) else "ok"})
+        self.latency.observe(time.monotonic() - started)
+        return result
+
+    async def _candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
+        model, version = self.active.current, self.active.version
+        if model is None:
+            return ServiceError(status=503, type="service_unavailable",
+                               message="no trained LRURec model is active yet: run `tandem train lrurec`")
+        if request.k > model.num_items:
+            return ServiceError(status=422, param="k",
+                               message=f"k={request.k} is above the catalogue of {model.num_items} items")
+        async with self.db.acquire() as conn:
+            if request.user_id is not None:
+                try:
+                    history = [x.item_id for x in await user_history(conn, request.user_id, limit=100_000)]
+                except NotFound as exc:
+                    return ServiceError(status=404, type="not_found_error", param="user_id", message=str(exc))
+            else:
+                if missing := await missing_ids(conn, "items", request.history):
+                    error = MissingReferences("item", missing)
+                    return ServiceError(status=404, type="not_found_error", param="history", message=str(error))
+                history = request.history
+            ranked = await self.rank_batch((model, history, request.k))
+            names = await titles(conn, ranked.item_ids)
+        return CandidateResponse(
+            user_id=request.user_id, model_version=version.version, fallback=ranked.fallback,
+            candidates=[Candidate(item_id=i, title=names.get(i), score=s)
+                        for i, s in zip(ranked.item_ids, ranked.scores, strict=True)],
+        )
+
+    def active_version(self) -> str | None:
+        return self.active.version.version if self.active.version else None
+
+    def __del__(self) -> None:
+        active = getattr(self, "active", None)
+        if active is not None:
+            active.stop()

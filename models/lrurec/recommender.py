@@ -1,0 +1,55 @@
+"""Top-k candidates from a trained LRURec: one forward pass for a batch of histories, history excluded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.data import left_pad
+
+
+@dataclass(frozen=True)
+class Ranked:
+    item_ids: list[str]
+    scores: list[float]
+    fallback: bool  # most-popular items, because the model knew nothing of this history
+
+
+class Recommender:
+    def __init__(self, checkpoint: Checkpoint):
+        self.model = checkpoint.model.eval()
+        self.item_ids = checkpoint.item_ids
+        self.index = {item: i for i, item in enumerate(self.item_ids, start=1)}
+        self.popularity = checkpoint.popularity.clone()
+        self.popularity[0] = float("-inf")
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    def known(self, item_ids: list[str]) -> list[int]:
+        """Indices of the items the model was trained on; newer items are skipped, never an error."""
+        return [self.index[i] for i in item_ids if i in self.index]
+
+    @torch.no_grad()
+    def rank(self, histories: list[list[str]], ks: list[int]) -> list[Ranked]:
+        """For each history (oldest first) its top-k unseen items. Histories with no known item get the
+        most popular items instead, flagged as a fallback."""
+        indices = [self.known(h) for h in histories]
+        with_history = [row for row, idx in enumerate(indices) if idx]
+        scores = self.popularity.expand(len(histories), -1).clone()
+        if with_history:
+            batch = left_pad([indices[row] for row in with_history], self.model.cfg.max_len)
+            scores[with_history] = self.model.last_scores(batch)
+        results = []
+        for row, (idx, k) in enumerate(zip(indices, ks, strict=True)):
+            scores[row, idx] = float("-inf")
+            top = torch.topk(scores[row], min(k, self.num_items - len(set(idx))))
+            results.append(Ranked(
+                item_ids=[self.item_ids[i - 1] for i in top.indices.tolist()],
+                scores=[round(s, 6) for s in top.values.tolist()],
+                fallback=not idx,
+            ))
+        return results

@@ -1,0 +1,82 @@
+"""Training: AdamW, next-item cross-entropy at every position, early stopping on validation Recall@10."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.data import Sequences, training_windows
+from models.lrurec.evaluate import evaluate, most_popular
+from models.lrurec.model import LRURec, LRURecConfig
+
+
+@dataclass
+class TrainConfig:
+    max_epochs: int = 200
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    patience: int = 20  # epochs without a better validation Recall@10 before stopping
+    seed: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    seqs: Sequences, model_cfg: LRURecConfig, cfg: TrainConfig, output: Path, progress: bool = True
+) -> dict:
+    """Train, keep the best epoch's checkpoint in `output`, and return (and write) the test metrics."""
+    seed_everything(cfg.seed)
+    started = time.monotonic()
+    model = LRURec(model_cfg)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    inputs, labels = training_windows(seqs.histories, model_cfg.max_len)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    popularity = seqs.popularity()
+    best, best_epoch, epoch = -1.0, 0, 0
+    bar = tqdm(range(1, cfg.max_epochs + 1), desc="lrurec", unit="epoch", disable=not progress)
+    for epoch in bar:
+        model.train()
+        order = torch.randperm(len(inputs), generator=generator)
+        total = 0.0
+        for i in range(0, len(order), cfg.batch_size):
+            idx = order[i:i + cfg.batch_size]
+            _, loss = model(inputs[idx], labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+        val = evaluate(model, seqs, "val")
+        if val["Recall@10"] > best:
+            best, best_epoch = val["Recall@10"], epoch
+            Checkpoint(model, seqs.item_ids, popularity).save(output)
+        bar.set_postfix(
+            loss=f"{total / len(inputs):.3f}", val_r10=f"{val['Recall@10']:.4f}", best=f"{best:.4f}@{best_epoch}"
+        )
+        if epoch - best_epoch >= cfg.patience:
+            break
+    best_model = Checkpoint.load(output).model
+    metrics = {
+        "test": evaluate(best_model, seqs, "test"),
+        "val": evaluate(best_model, seqs, "val"),
+        "most_popular_test": most_popular(seqs, "test"),
+        "best_epoch": best_epoch,
+        "epochs_run": epoch,
+        "seconds": round(time.monotonic() - started, 1),
+        "users": len(seqs.user_ids),
+        "items": seqs.num_items,
+        "train": asdict(cfg),
+        "model": model_cfg.to_dict(),
+    }
+    (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics

@@ -1,0 +1,1 @@
+"""Long-running work started from the CLI or the training API: train, evaluate, register."""

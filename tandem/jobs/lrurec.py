@@ -1,0 +1,100 @@
+"""`tandem train lrurec` and `tandem eval lrurec`: data from a CSV or the database, artifacts under var/."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.data import Event, Sequences, build_sequences
+from models.lrurec.evaluate import evaluate, most_popular
+from models.lrurec.model import LRURecConfig
+from models.lrurec.train import TrainConfig, train
+from tandem.ratings_csv import read_ratings
+from tandem.settings import Settings
+
+PIPELINE = "lrurec"
+
+
+@dataclass
+class TrainRequest:
+    ratings: Path | None = None  # None: the database
+    output: Path | None = None  # None: var/artifacts/lrurec/<version>
+    model_options: dict | None = None  # LRURecConfig fields other than num_items
+    train: TrainConfig | None = None
+    activate: bool = True
+
+
+def new_version() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+
+
+def events_from_csv(path: Path) -> list[Event]:
+    return [Event(r.user_id, r.item_id, r.timestamp) for r in read_ratings(path)]
+
+
+async def _db_events(url: str) -> list[Event]:
+    import asyncpg
+
+    from db.interactions import all_events
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        return [Event(r["user_id"], r["item_id"], r["timestamp"]) for r in await all_events(conn)]
+    finally:
+        await conn.close()
+
+
+def run_training(settings: Settings, request: TrainRequest, database_url: str | None = None) -> dict:
+    """Train; from the database (database_url given, no ratings file) the run and version are recorded."""
+    version = new_version()
+    output = request.output or settings.artifacts_dir / PIPELINE / version
+    if request.ratings is None and database_url is None:
+        raise ValueError("give a ratings CSV or a database")
+    events = events_from_csv(request.ratings) if request.ratings else asyncio.run(_db_events(database_url))
+    seqs = build_sequences(events)
+    model_cfg = LRURecConfig(num_items=seqs.num_items, **(request.model_options or {}))
+    train_cfg = request.train or TrainConfig()
+    if request.ratings is not None:
+        return train(seqs, model_cfg, train_cfg, output)
+    return asyncio.run(_train_registered(database_url, seqs, model_cfg, train_cfg, output, version, request.activate))
+
+
+async def _train_registered(url, seqs: Sequences, model_cfg, train_cfg, output: Path, version: str, activate: bool):
+    import asyncpg
+
+    from db import registry
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        params = {"model": model_cfg.to_dict(), "train": train_cfg.__dict__, "users": len(seqs.user_ids)}
+        run_id = await registry.start_run(conn, PIPELINE, params)
+        try:
+            # Training is CPU-bound for minutes; the connection only waits.
+            metrics = await asyncio.to_thread(train, seqs, model_cfg, train_cfg, output)
+        except Exception as exc:
+            await registry.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        await registry.finish_run(conn, run_id, PIPELINE, version, output, metrics, activate=activate)
+        return {**metrics, "version": version, "artifact": str(output)}
+    finally:
+        await conn.close()
+
+
+def run_evaluation(model_dir: Path, ratings: Path | None, database_url: str | None) -> dict:
+    checkpoint = Checkpoint.load(model_dir)
+    events = events_from_csv(ratings) if ratings else asyncio.run(_db_events(database_url))
+    seqs = build_sequences(events, item_ids=checkpoint.item_ids)
+    return {
+        "test": evaluate(checkpoint.model, seqs, "test"),
+        "most_popular_test": most_popular(seqs, "test"),
+        "users": len(seqs.user_ids),
+        "items": seqs.num_items,
+    }
+
