@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
+from deployments.llm_engine import LLMEngine
 from deployments.openai_protocol import CompletionRequest, CompletionResponse
-from deployments.service_error import LLMEngine, ServiceError
+from deployments.service_error import ServiceError
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")

@@ -25,7 +25,8 @@ class Checkpoint:
         (folder / "items.json").write_text(json.dumps(self.item_ids, ensure_ascii=False))
 
     @classmethod
-    def load(cls, folder: Path) -> Checkpoint:
+    def load(cls, folder: Path | str) -> Checkpoint:
+        folder = Path(folder)
         config = json.loads((folder / "config.json").read_text())
         fields = LRURecConfig.__dataclass_fields__
         model = LRURec(LRURecConfig(**{k: v for k, v in config.items() if k in fields}))

@@ -1,0 +1,183 @@
+"""LRURec candidates over HTTP: trained from the database, batched, swapped live, with clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections import Counter
+
+import asyncpg
+import httpx
+import pytest
+
+from db.importers import import_ratings
+from db.migrate import migrate
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.train import TrainConfig
+from tandem.jobs.lrurec import TrainRequest, run_training
+from tandem.settings import Settings
+from tests.deployments.test_app_http import _scrape
+
+QUICK = TrainRequest(
+    model_options={"hidden": 32, "max_len": 50}, train=TrainConfig(max_epochs=3, patience=3, batch_size=64, lr=2e-3)
+)
+
+
+def wait_for_version(http: httpx.Client, version: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while http.get("/readyz").json()["models"].get("lrurec") != version:
+        assert time.monotonic() < deadline, f"version {version} never became active"
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def trained(http: httpx.Client, settings: Settings, pg_url: str) -> dict:
+    async def load() -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await migrate(conn)
+            folder = settings.data_dir / "ml-latest-small"
+            await import_ratings(conn, folder / "ratings.csv", folder / "movies.csv")
+        finally:
+            await conn.close()
+
+    asyncio.run(load())
+    result = run_training(settings, QUICK, pg_url)
+    wait_for_version(http, result["version"])
+    return result
+
+
+def history_of(http: httpx.Client, user: str) -> list[str]:
+    return [x["item_id"] for x in http.get("/v1/interactions", params={"user_id": user, "limit": 10_000}).json()]
+
+
+def test_training_from_the_database_registers_and_beats_popularity(trained: dict, pg_url: str) -> None:
+    assert trained["test"]["NDCG@10"] > trained["most_popular_test"]["NDCG@10"]
+
+    async def rows():
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return await conn.fetch(
+                """SELECT v.status, v.artifact_path, r.status AS run FROM model_versions v
+                   JOIN training_runs r ON r.id = v.training_run_id WHERE v.version = $1""",
+                trained["version"],
+            )
+        finally:
+            await conn.close()
+
+    (row,) = asyncio.run(rows())
+    assert (row["status"], row["run"], row["artifact_path"]) == ("active", "succeeded", trained["artifact"])
+
+
+def test_candidates_for_a_user_exclude_the_history(http: httpx.Client, trained: dict) -> None:
+    r = http.post("/v1/candidates", json={"user_id": "1", "k": 20})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["model_version"] == trained["version"] and body["fallback"] is False
+    ids = [c["item_id"] for c in body["candidates"]]
+    assert len(ids) == len(set(ids)) == 20
+    assert not set(ids) & set(history_of(http, "1"))
+    scores = [c["score"] for c in body["candidates"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(c["title"] for c in body["candidates"])
+
+
+def test_explicit_history_gives_what_the_stored_history_gives(http: httpx.Client, trained: dict) -> None:
+    by_user = http.post("/v1/candidates", json={"user_id": "42", "k": 10}).json()
+    by_history = http.post("/v1/candidates", json={"history": history_of(http, "42"), "k": 10}).json()
+    assert [c["item_id"] for c in by_history["candidates"]] == [c["item_id"] for c in by_user["candidates"]]
+
+
+def test_cold_users_get_popular_items_flagged(http: httpx.Client, trained: dict) -> None:
+    new_user, new_item = f"cold-{uuid.uuid4().hex[:8]}", f"new-{uuid.uuid4().hex[:8]}"
+    http.post("/v1/users", json={"users": [{"external_id": new_user}]}).raise_for_status()
+    http.post("/v1/items", json={"items": [{"external_id": new_item, "title": "After training"}]}).raise_for_status()
+    popular = Checkpoint.load(trained["artifact"]).popularity
+    expected_top = Checkpoint.load(trained["artifact"]).item_ids[int(popular[1:].argmax())]
+
+    cold = http.post("/v1/candidates", json={"user_id": new_user, "k": 5}).json()
+    assert cold["fallback"] is True and cold["candidates"][0]["item_id"] == expected_top
+    # An item the model has never seen is no error: alone it tells nothing, with others it is skipped.
+    only_new = http.post("/v1/candidates", json={"history": [new_item], "k": 5}).json()
+    assert only_new["fallback"] is True
+    mixed = http.post("/v1/candidates", json={"history": ["1", "50", new_item], "k": 5})
+    assert mixed.status_code == 200 and mixed.json()["fallback"] is False
+
+
+@pytest.mark.parametrize(
+    "body,status,param,words",
+    [
+        ({"user_id": "1", "k": 0}, 422, "k", "greater than or equal to 1"),
+        ({"user_id": "1", "k": 1_000_000}, 422, "k", "above the catalogue"),
+        ({"history": ["1", "no-such-item"], "k": 5}, 404, "history", "no-such-item"),
+        ({"user_id": "no-such-user", "k": 5}, 404, "user_id", "no-such-user"),
+        ({"user_id": "1", "history": ["1"], "k": 5}, 422, "body", "exactly one of"),
+        ({"k": 5}, 422, "body", "exactly one of"),
+    ],
+)
+def test_bad_candidate_requests(
+    http: httpx.Client, trained: dict, body: dict, status: int, param: str, words: str
+) -> None:
+    r = http.post("/v1/candidates", json=body)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["param"] == param and words in r.json()["error"]["message"]
+
+
+def test_concurrent_requests_are_batched(serve_app: str, metrics_url: str, trained: dict) -> None:
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=serve_app, timeout=60) as client:
+            rs = await asyncio.gather(
+                *(client.post("/v1/candidates", json={"user_id": str(u), "k": 10}) for u in range(1, 65))
+            )
+            return [r.status_code for r in rs]
+
+    metric = "ray_tandem_candidates_batch_size"
+    before = _scrape(metrics_url)
+    assert set(asyncio.run(burst())) == {200}
+    deadline = time.monotonic() + 60
+    while True:
+        after = _scrape(metrics_url)
+        requests = after.get(f"{metric}_sum", 0) - before.get(f"{metric}_sum", 0)
+        batches = after.get(f"{metric}_count", 0) - before.get(f"{metric}_count", 0)
+        # Ray exports on an interval; wait until most of the burst has been reported.
+        if requests >= 48 or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert requests >= 48, (requests, batches)
+    assert requests / batches > 1.5, f"{requests} requests in {batches} forward passes: not batched"
+
+
+def test_new_version_is_swapped_in_without_failing_requests(
+    http: httpx.Client, serve_app: str, settings: Settings, pg_url: str, trained: dict
+) -> None:
+    statuses: Counter[int] = Counter()
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=serve_app, timeout=60) as client:
+            while not stop.is_set():
+                r = client.post("/v1/candidates", json={"user_id": "7", "k": 10})
+                statuses[r.status_code] += 1
+                if r.status_code == 200:
+                    versions.add(r.json()["model_version"])
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        second = run_training(
+            settings,
+            TrainRequest(model_options=QUICK.model_options, train=TrainConfig(max_epochs=1, batch_size=64)),
+            pg_url,
+        )
+        wait_for_version(http, second["version"])
+        time.sleep(1)
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+    assert set(statuses) == {200}, statuses
+    assert {trained["version"], second["version"]} <= versions
