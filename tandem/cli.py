@@ -148,7 +148,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     settings = Settings()
     configure_logging(settings.log_level)
-    args.func(settings, args)
+    try:
+        args.func(settings, args)
+    except (ValueError, FileNotFoundError) as exc:  # bad input files or options: say what, no traceback
+        raise SystemExit(f"tandem: error: {exc}") from exc
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""`tandem train lrurec` and `tandem eval lrurec` as a user runs them, on a ratings CSV."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def tandem(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "tandem.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.fixture(scope="module")
+def ratings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # MovieLens column names; 60 users walking a 30-item cycle, so the next item is learnable.
+    path = tmp_path_factory.mktemp("csv") / "ratings.csv"
+    lines = ["userId,movieId,rating,timestamp"]
+    for u in range(60):
+        lines += [f"{u},{(u + k) % 30},4.0,{1_600_000_000 + k * 60}" for k in range(12)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_train_writes_metrics_and_eval_reproduces_them(ratings: Path, tmp_path: Path, project_root: Path) -> None:
+    out = tmp_path / "model"
+    trained = tandem(
+        "train",
+        "lrurec",
+        "--ratings",
+        str(ratings),
+        "--output",
+        str(out),
+        "--max-epochs",
+        "8",
+        "--hidden",
+        "32",
+        "--max-len",
+        "16",
+        "--batch-size",
+        "8",
+        "--lr",
+        "0.005",
+        "--seed",
+        "1",
+        cwd=project_root,
+    )
+    assert trained.returncode == 0, trained.stderr
+    last = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert last == json.loads((out / "metrics.json").read_text())
+    assert set(last["test"]) == {"MRR", "NDCG@5", "Recall@5", "NDCG@10", "Recall@10", "NDCG@20", "Recall@20"}
+    assert last["users"] == 60 and last["items"] == 30
+    assert last["test"]["NDCG@10"] > last["most_popular_test"]["NDCG@10"]
+    assert "epoch" in trained.stderr  # the progress bar
+    evaluated = tandem("eval", "lrurec", "--model", str(out), "--ratings", str(ratings), cwd=project_root)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["test"] == last["test"]
+
+
+def test_a_bad_file_is_named_without_a_traceback(tmp_path: Path, project_root: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("who,what,when\n1,2,3\n")
+    result = tandem("train", "lrurec", "--ratings", str(bad), "--output", str(tmp_path / "m"), cwd=project_root)
+    assert result.returncode != 0
+    assert "no column named user_id or userId" in result.stderr and "Traceback" not in result.stderr
