@@ -48,6 +48,5 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         )
     return Ingress.options(
         num_replicas=settings.ingress_replicas,
-        ray_actor_options={"num_cpus": 0},
         logging_config=logging_config(settings),
     ).bind(settings, build_llm(settings), build_candidates(settings))

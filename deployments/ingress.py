@@ -37,7 +37,8 @@ def service_error_response(error: ServiceError) -> JSONResponse:
     return error_response(error.status, error.message, error.type, error.param)
 
 
-@serve.deployment(name="Ingress", max_ongoing_requests=256)
+# Routing only: no CPU reserved, so the ingress fits beside the models on a small node.
+@serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
     async def __init__(self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle):
