@@ -11,6 +11,7 @@ from collections import Counter
 import asyncpg
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from db.importers import import_ratings
 from db.migrate import migrate
@@ -18,7 +19,6 @@ from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.train import TrainConfig
 from tandem.jobs.lrurec import TrainRequest, run_training
 from tandem.settings import Settings
-from tests.deployments.test_app_http import _scrape
 
 QUICK = TrainRequest(
     model_options={"hidden": 32, "max_len": 50}, train=TrainConfig(max_epochs=3, patience=3, batch_size=64, lr=2e-3)
@@ -125,6 +125,22 @@ def test_bad_candidate_requests(
     assert r.json()["error"]["param"] == param and words in r.json()["error"]["message"]
 
 
+def _batch_histogram(metrics_url: str) -> tuple[float, float, float]:
+    """(requests, forward passes, passes that scored one request alone) from the batch-size histogram."""
+    total = passes = single = 0.0
+    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
+        if family.name != "ray_tandem_candidates_batch_size":
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_sum"):
+                total += sample.value
+            elif sample.name.endswith("_count"):
+                passes += sample.value
+            elif sample.name.endswith("_bucket") and float(sample.labels["le"]) == 1.0:
+                single += sample.value
+    return total, passes, single
+
+
 def test_concurrent_requests_are_batched(serve_app: str, metrics_url: str, trained: dict) -> None:
     async def burst() -> list[int]:
         async with httpx.AsyncClient(base_url=serve_app, timeout=60) as client:
@@ -133,20 +149,18 @@ def test_concurrent_requests_are_batched(serve_app: str, metrics_url: str, train
             )
             return [r.status_code for r in rs]
 
-    metric = "ray_tandem_candidates_batch_size"
-    before = _scrape(metrics_url)
+    before = _batch_histogram(metrics_url)
     assert set(asyncio.run(burst())) == {200}
     deadline = time.monotonic() + 60
     while True:
-        after = _scrape(metrics_url)
-        requests = after.get(f"{metric}_sum", 0) - before.get(f"{metric}_sum", 0)
-        batches = after.get(f"{metric}_count", 0) - before.get(f"{metric}_count", 0)
+        requests, passes, single = (a - b for a, b in zip(_batch_histogram(metrics_url), before, strict=True))
         # Ray exports on an interval; wait until most of the burst has been reported.
         if requests >= 48 or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert requests >= 48, (requests, batches)
-    assert requests / batches > 1.5, f"{requests} requests in {batches} forward passes: not batched"
+    assert requests >= 48, (requests, passes)
+    assert passes - single >= 1, "no forward pass ever scored more than one request"
+    assert passes < requests, f"{requests} requests took {passes} forward passes"
 
 
 def test_new_version_is_swapped_in_without_failing_requests(
