@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,8 +21,57 @@ class ModelVersion(BaseModel):
     metrics: dict
 
 
+class TrainingRun(BaseModel):
+    id: int
+    pipeline: str
+    status: str
+    parameters: dict
+    progress: dict
+    metrics: dict
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
 def _version(row: asyncpg.Record) -> ModelVersion:
     return ModelVersion(**{**row, "metrics": json.loads(row["metrics"])})
+
+
+async def queue_run(conn: asyncpg.Connection, pipeline: str, parameters: dict) -> int:
+    return await conn.fetchval(
+        "INSERT INTO training_runs (pipeline, status, parameters) VALUES ($1, 'queued', $2::jsonb) RETURNING id",
+        pipeline, json.dumps(parameters, default=str),
+    )
+
+
+async def mark_running(conn: asyncpg.Connection, run_id: int) -> None:
+    await conn.execute("UPDATE training_runs SET status = 'running', started_at = now() WHERE id = $1", run_id)
+
+
+async def fail_unfinished(conn: asyncpg.Connection, run_ids: list[int], error: str) -> None:
+    """Fail the runs of `run_ids` that have not ended (a run that already failed keeps its own error)."""
+    await conn.execute(
+        """UPDATE training_runs SET status = 'failed', error = $2, finished_at = now(),
+                  started_at = coalesce(started_at, now())
+           WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'running')""",
+        run_ids, error,
+    )
+
+
+async def set_progress(conn: asyncpg.Connection, run_id: int, progress: dict) -> None:
+    await conn.execute("UPDATE training_runs SET progress = $2::jsonb WHERE id = $1", run_id, json.dumps(progress))
+
+
+async def get_run(conn: asyncpg.Connection, run_id: int) -> TrainingRun | None:
+    row = await conn.fetchrow(
+        """SELECT id, pipeline, status, parameters, progress, metrics, error, created_at, started_at, finished_at
+           FROM training_runs WHERE id = $1""",
+        run_id,
+    )
+    if row is None:
+        return None
+    return TrainingRun(**{**row, **{k: json.loads(row[k]) for k in ("parameters", "progress", "metrics")}})
 
 
 async def start_run(conn: asyncpg.Connection, pipeline: str, parameters: dict) -> int:
@@ -34,7 +84,9 @@ async def start_run(conn: asyncpg.Connection, pipeline: str, parameters: dict) -
 
 async def fail_run(conn: asyncpg.Connection, run_id: int, error: str) -> None:
     await conn.execute(
-        "UPDATE training_runs SET status = 'failed', error = $2, finished_at = now() WHERE id = $1", run_id, error
+        """UPDATE training_runs SET status = 'failed', error = $2, finished_at = now(),
+                  started_at = coalesce(started_at, now()) WHERE id = $1""",
+        run_id, error,
     )
 
 
@@ -71,3 +123,12 @@ async def active_version(conn: asyncpg.Connection, pipeline: str) -> ModelVersio
     )
     return _version(row) if row else None
 
+
+
+async def active_versions(conn: asyncpg.Connection, pipelines: list[str]) -> list[ModelVersion]:
+    rows = await conn.fetch(
+        """SELECT id, pipeline, version, artifact_path, status, metrics FROM model_versions
+           WHERE pipeline = ANY($1::text[]) AND status = 'active' ORDER BY pipeline""",
+        pipelines,
+    )
+    return [_version(r) for r in rows]

@@ -9,6 +9,7 @@ from ray.serve import Application
 from deployments.candidates import CandidateServer
 from deployments.ingress import Ingress
 from deployments.llm import LLMServer
+from deployments.trainer import Trainer
 from tandem.settings import Settings
 
 
@@ -49,4 +50,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     return Ingress.options(
         num_replicas=settings.ingress_replicas,
         logging_config=logging_config(settings),
-    ).bind(settings, build_llm(settings), build_candidates(settings))
+    ).bind(settings, build_llm(settings), build_candidates(settings), Trainer.bind(settings))

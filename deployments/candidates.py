@@ -13,7 +13,7 @@ from db.errors import MissingReferences, NotFound
 from db.interactions import titles, user_history
 from db.pool import Database
 from db.upsert import missing_ids
-from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse
+from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
 from deployments.model_watch import ActiveModel
 from deployments.service_error import ServiceError
 from models.lrurec.checkpoint import Checkpoint
@@ -73,20 +73,24 @@ class CandidateServer:
         async with self.db.acquire() as conn:
             if request.user_id is not None:
                 try:
-                    history = [x.item_id for x in await user_history(conn, request.user_id, limit=100_000)]
+                    events = await user_history(conn, request.user_id, limit=100_000)
                 except NotFound as exc:
                     return ServiceError(status=404, type="not_found_error", param="user_id", message=str(exc))
+                history, comments = [x.item_id for x in events], [x.comment for x in events]
             else:
                 if missing := await missing_ids(conn, "items", request.history):
                     error = MissingReferences("item", missing)
                     return ServiceError(status=404, type="not_found_error", param="history", message=str(error))
-                history = request.history
+                history, comments = request.history, [None] * len(request.history)
             ranked = await self.rank_batch((model, history, request.k))
-            names = await titles(conn, ranked.item_ids)
+            recent = slice(len(history) - request.include_history, None) if request.include_history else slice(0)
+            names = await titles(conn, ranked.item_ids + history[recent])
         return CandidateResponse(
             user_id=request.user_id, model_version=version.version, fallback=ranked.fallback,
             candidates=[Candidate(item_id=i, title=names.get(i), score=s)
                         for i, s in zip(ranked.item_ids, ranked.scores, strict=True)],
+            history=[HistoryItem(item_id=i, title=names.get(i), comment=c)
+                     for i, c in zip(history[recent], comments[recent], strict=True)],
         )
 
     def active_version(self) -> str | None:

@@ -13,6 +13,9 @@ class CandidateRequest(BaseModel):
         default=None, max_length=10_000, description="Or give the history directly: item ids, oldest first."
     )
     k: int = Field(default=20, ge=1, description="How many candidates; at most the catalogue's size.")
+    include_history: int = Field(
+        default=0, ge=0, le=200, description="Also return the last N history items with titles (the ranker's input)."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> CandidateRequest:
@@ -27,8 +30,15 @@ class Candidate(BaseModel):
     score: float
 
 
+class HistoryItem(BaseModel):
+    item_id: str
+    title: str | None
+    comment: str | None = None
+
+
 class CandidateResponse(BaseModel):
     user_id: str | None
     model_version: str
     fallback: bool = Field(description="True when the history told the model nothing: most-popular items.")
     candidates: list[Candidate]
+    history: list[HistoryItem] = Field(default_factory=list, description="With `include_history`: oldest first.")

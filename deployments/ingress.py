@@ -10,13 +10,25 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
+from ray.serve.metrics import Counter
 
+from db import registry
 from db.pool import Database
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
-from deployments.openai_protocol import CompletionRequest, CompletionResponse, ErrorBody, ErrorResponse
+from deployments.openai_protocol import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+    ErrorBody,
+    ErrorResponse,
+)
+from deployments.recommend import recommend
+from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
 from deployments.service_error import ServiceError
+from deployments.trainer import TrainAccepted, TrainRequest
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.ingress")
@@ -41,10 +53,15 @@ def service_error_response(error: ServiceError) -> JSONResponse:
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
-    async def __init__(self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle):
+    async def __init__(
+        self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle, trainer: DeploymentHandle
+    ):
         self.settings = settings
         self.llm = llm
         self.candidates_server = candidates
+        self.trainer = trainer
+        self.fallbacks = Counter("tandem_recommendation_fallbacks",
+                                 description="Recommendations answered in LRURec's order because the LLM stage failed.")
         self.db = Database(
             settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
         )
@@ -69,12 +86,13 @@ class Ingress:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
+        models: dict[str, str | None] = {}
         try:
-            await asyncio.wait_for(self.llm.models.remote(), timeout=READY_TIMEOUT_S)
+            adapters = await asyncio.wait_for(self.llm.adapter_versions.remote(), timeout=READY_TIMEOUT_S)
+            models |= {name: adapters.get(name) for name in ("ranker", "qa", "books")}
             checks["llm"] = "ok"
         except Exception as exc:
             checks["llm"] = f"not ready: {type(exc).__name__} {exc}".strip()
-        models: dict[str, str | None] = {}
         try:
             models["lrurec"] = await asyncio.wait_for(self.candidates_server.active_version.remote(), READY_TIMEOUT_S)
             checks["candidates"] = "ok"
@@ -97,10 +115,65 @@ class Ingress:
             return service_error_response(result)
         return result
 
-    @app.get("/v1/models", summary="Models served, OpenAI shape.")
+    @app.post(
+        "/v1/recommendations",
+        response_model=RecommendationResponse,
+        responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
+        summary="LRURec candidates reordered by the LLM verbalizer (the `ranker` adapter); LRURec's order, "
+                "flagged, when the LLM stage fails or runs out of time.",
+    )
+    async def recommendations(self, request: RecommendationRequest):
+        result, fallback = await recommend(request, self.settings, self.db, self.candidates_server, self.llm)
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
+        if fallback:
+            self.fallbacks.inc()
+        return result
+
+    @app.post(
+        "/v1/train",
+        status_code=202,
+        response_model=TrainAccepted,
+        responses={code: {"model": ErrorResponse} for code in (409, 422, 503)},
+        summary="Retrain from the current database without blocking serving; poll GET /v1/train/{id}.",
+    )
+    async def train(self, request: TrainRequest):
+        result = await self.trainer.submit.remote(request)
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
+        return result
+
+    @app.get(
+        "/v1/train/{run_id}",
+        response_model=registry.TrainingRun,
+        responses={404: {"model": ErrorResponse}},
+        summary="A training run: status (queued, running, succeeded, failed), progress, metrics, error.",
+    )
+    async def train_status(self, run_id: int):
+        async with self.db.acquire() as conn:
+            run = await registry.get_run(conn, run_id)
+        if run is None:
+            return error_response(404, f"no training run {run_id}", "not_found_error", "run_id")
+        return run
+
+    @app.get("/v1/models", summary="Models served, OpenAI shape: the base model and `base:adapter` for each adapter.")
     async def models(self) -> dict:
         names = await self.llm.models.remote()
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tandem"} for n in names]}
+
+    @app.post(
+        "/v1/chat/completions",
+        response_model=ChatCompletionResponse,
+        responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        summary="OpenAI-compatible chat completion with the model's chat template; `stream: true` for events.",
+    )
+    async def chat_completions(self, request: ChatCompletionRequest):
+        if request.stream:
+            return await self._events(self.llm.options(stream=True).chat_stream.remote(request))
+        result = await self.llm.chat.remote(request)
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
+        return result
 
     @app.post(
         "/v1/completions",
@@ -110,14 +183,14 @@ class Ingress:
     )
     async def completions(self, request: CompletionRequest):
         if request.stream:
-            return await self._stream(request)
+            return await self._events(self.llm.options(stream=True).completions_stream.remote(request))
         result = await self.llm.completions.remote(request)
         if isinstance(result, ServiceError):
             return service_error_response(result)
         return result
 
-    async def _stream(self, request: CompletionRequest):
-        chunks = self.llm.options(stream=True).completions_stream.remote(request)
+    async def _events(self, chunks):
+        """Server-sent events from a streaming handle call."""
         # Look at the first chunk before answering, so a rejected request still gets its 4xx status.
         first = await chunks.__anext__()
         if isinstance(first, ServiceError):

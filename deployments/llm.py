@@ -1,4 +1,4 @@
-"""The LLM deployment: one vLLM engine per replica, adding only serving concerns."""
+"""The LLM deployment: one vLLM engine per replica with its LoRA adapters, adding only serving concerns."""
 
 from __future__ import annotations
 
@@ -9,42 +9,65 @@ from collections.abc import AsyncIterator
 from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
+from db.pool import Database
 from deployments.llm_engine import LLMEngine
-from deployments.openai_protocol import CompletionRequest, CompletionResponse
+from deployments.model_watch import ActiveAdapters
+from deployments.openai_protocol import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    CompletionRequest,
+    CompletionResponse,
+)
+from deployments.recommend_protocol import RankRequest, RankResult
 from deployments.service_error import ServiceError
+from models.verbalizer.prompts import Verbalizer
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")
 
+# Pipelines whose artifacts are LoRA adapters of the base LLM; each is served as `base:<pipeline>`.
+ADAPTER_PIPELINES = ["ranker", "qa", "books"]
+
 
 @serve.deployment(name="LLMServer", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=60)
 class LLMServer:
-    def __init__(self, settings: Settings):
+    async def __init__(self, settings: Settings):
         started = time.monotonic()
         self.engine = LLMEngine(settings)
         self.model_name = self.engine.model_name
+        # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
+        self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
+        await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
         )
         self.requests = Counter(
-            "tandem_llm_requests", description="Completion requests by outcome.", tag_keys=("outcome",)
+            "tandem_llm_requests", description="LLM requests by kind and outcome.", tag_keys=("kind", "outcome")
         )
         self.tokens = Counter("tandem_llm_completion_tokens", description="Tokens generated.")
         self.latency = Histogram(
             "tandem_llm_request_seconds",
-            description="Completion latency, non-streaming.",
+            description="LLM latency by kind, non-streaming.",
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+            tag_keys=("kind",),
         )
+        self.adapters = ActiveAdapters(
+            Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self.engine.load_adapter,
+            settings.model_poll_s,
+        )
+        await self.adapters.start()
+
+    def _record(self, kind: str, started: float, result) -> None:
+        self.latency.observe(time.monotonic() - started, tags={"kind": kind})
+        self.requests.inc(tags={"kind": kind, "outcome": "rejected" if isinstance(result, ServiceError) else "ok"})
+        if usage := getattr(result, "usage", None):
+            self.tokens.inc(usage.completion_tokens)
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         started = time.monotonic()
         result = await self.engine.complete(request)
-        self.latency.observe(time.monotonic() - started)
-        if isinstance(result, ServiceError):
-            self.requests.inc(tags={"outcome": "rejected"})
-        else:
-            self.requests.inc(tags={"outcome": "ok"})
-            self.tokens.inc(result.usage.completion_tokens)
+        self._record("completion", started, result)
         return result
 
     async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
@@ -53,16 +76,52 @@ class LLMServer:
             if isinstance(chunk, ServiceError):
                 outcome = "rejected"
             yield chunk
-        self.requests.inc(tags={"outcome": outcome})
+        self.requests.inc(tags={"kind": "completion_stream", "outcome": outcome})
+
+    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
+        started = time.monotonic()
+        result = await self.engine.chat(request)
+        self._record("chat", started, result)
+        return result
+
+    async def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk | ServiceError]:
+        outcome = "ok"
+        async for chunk in self.engine.chat_stream(request):
+            if isinstance(chunk, ServiceError):
+                outcome = "rejected"
+            yield chunk
+        self.requests.inc(tags={"kind": "chat_stream", "outcome": outcome})
+
+    async def rank(self, request: RankRequest) -> RankResult | ServiceError:
+        """The verbalizer: candidates ordered by their labels' next-token log-probabilities, one forward pass."""
+        started = time.monotonic()
+        adapter = request.adapter if request.adapter in self.engine.adapters else None
+        lora = self.engine.adapters.get(adapter) if adapter else None
+        try:
+            prompt = self.verbalizer.prompt_ids(request.history, request.candidates, request.profile)
+        except ValueError as exc:
+            result = ServiceError(status=422, param="candidates", message=str(exc))
+        else:
+            label_ids = self.verbalizer.label_ids[: len(request.candidates)]
+            logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
+            version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
+            result = RankResult(order=self.verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
+                                adapter_version=version, prompt_tokens=len(prompt))
+        self._record("rank", started, result)
+        return result
 
     def models(self) -> list[str]:
-        return [self.model_name]
+        return self.engine.model_ids()
+
+    def adapter_versions(self) -> dict[str, str]:
+        return {name: v.version for name, v in self.adapters.versions.items()}
 
     async def check_health(self) -> None:
         # Serve restarts the replica when this raises, e.g. after the engine core process died.
         await self.engine.check_health()
 
     def __del__(self) -> None:
-        engine = getattr(self, "engine", None)
-        if engine is not None:
+        if (adapters := getattr(self, "adapters", None)) is not None:
+            adapters.stop()
+        if (engine := getattr(self, "engine", None)) is not None:
             engine.shutdown()

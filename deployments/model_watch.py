@@ -1,4 +1,4 @@
-"""Serve the active model version of a pipeline and switch to a new one without dropping requests.
+"""Serve the active model versions of pipelines and switch to new ones without dropping requests.
 
 `LISTEN model_versions` wakes the watcher at once when a version is activated; a periodic check covers
 notifications lost while the listening connection was down. A new version is loaded beside the old one
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 import asyncpg
@@ -22,30 +22,23 @@ log = logging.getLogger("tandem.models")
 T = TypeVar("T")
 
 
-class ActiveModel(Generic[T]):
-    def __init__(self, db: Database, pipeline: str, load: Callable[[registry.ModelVersion], T], poll_s: float):
-        self.db, self.pipeline, self.load, self.poll_s = db, pipeline, load, poll_s
-        self.current: T | None = None
-        self.version: registry.ModelVersion | None = None
+class VersionWatch:
+    """Calls `refresh()` at start, on every NOTIFY for one of `pipelines`, and every `poll_s` seconds."""
+
+    def __init__(self, db: Database, pipelines: list[str], poll_s: float):
+        self.db, self.pipelines, self.poll_s = db, pipelines, poll_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+
+    async def refresh(self) -> bool:
+        raise NotImplementedError
 
     async def start(self) -> None:
         try:
             await self.refresh()
-        except Exception as exc:  # a database or artifact problem at start-up degrades this endpoint only
-            log.warning("no model loaded at start-up", extra={"pipeline": self.pipeline, "error": str(exc)})
+        except Exception as exc:  # a database or artifact problem at start-up degrades these endpoints only
+            log.warning("no model loaded at start-up", extra={"pipelines": self.pipelines, "error": str(exc)})
         self._task = asyncio.create_task(self._watch())
-
-    async def refresh(self) -> bool:
-        async with self.db.acquire() as conn:
-            active = await registry.active_version(conn, self.pipeline)
-        if active is None or (self.version is not None and active.id == self.version.id):
-            return False
-        loaded = await asyncio.to_thread(self.load, active)
-        self.current, self.version = loaded, active
-        log.info("model version active", extra={"pipeline": self.pipeline, "version": active.version})
-        return True
 
     async def _watch(self) -> None:
         while True:
@@ -63,16 +56,66 @@ class ActiveModel(Generic[T]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("model watch failed; retrying", extra={"pipeline": self.pipeline, "error": str(exc)})
+                log.warning("model watch failed; retrying", extra={"pipelines": self.pipelines, "error": str(exc)})
                 await asyncio.sleep(self.poll_s)
             finally:
                 if conn is not None:
                     conn.terminate()
 
     def _notified(self, conn, pid, channel, payload: str) -> None:
-        if payload == self.pipeline:
+        if payload in self.pipelines:
             self._wake.set()
 
     def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
+
+
+class ActiveModel(VersionWatch, Generic[T]):
+    """One pipeline's active version, loaded by `load` in a thread and swapped in with one assignment."""
+
+    def __init__(self, db: Database, pipeline: str, load: Callable[[registry.ModelVersion], T], poll_s: float):
+        super().__init__(db, [pipeline], poll_s)
+        self.pipeline, self.load = pipeline, load
+        self.current: T | None = None
+        self.version: registry.ModelVersion | None = None
+
+    async def refresh(self) -> bool:
+        async with self.db.acquire() as conn:
+            active = await registry.active_version(conn, self.pipeline)
+        if active is None or (self.version is not None and active.id == self.version.id):
+            return False
+        loaded = await asyncio.to_thread(self.load, active)
+        self.current, self.version = loaded, active
+        log.info("model version active", extra={"pipeline": self.pipeline, "version": active.version})
+        return True
+
+
+class ActiveAdapters(VersionWatch):
+    """The active versions of several adapter pipelines, each handed to `load` (an async call into the
+    running engine) when it changes. A version that fails to load is logged and retried at the next check;
+    the adapter it would replace keeps serving."""
+
+    def __init__(self, db: Database, pipelines: list[str], load: Callable[[str, str], Awaitable[None]],
+                 poll_s: float):
+        super().__init__(db, pipelines, poll_s)
+        self.load = load
+        self.versions: dict[str, registry.ModelVersion] = {}
+
+    async def refresh(self) -> bool:
+        async with self.db.acquire() as conn:
+            active = await registry.active_versions(conn, self.pipelines)
+        changed = False
+        for version in active:
+            if (current := self.versions.get(version.pipeline)) is not None and current.id == version.id:
+                continue
+            try:
+                await self.load(version.pipeline, version.artifact_path)
+            except Exception as exc:
+                log.warning("adapter failed to load", extra={"pipeline": version.pipeline,
+                                                             "version": version.version, "error": str(exc)})
+                continue
+            self.versions[version.pipeline] = version
+            changed = True
+            log.info("adapter version active", extra={"pipeline": version.pipeline, "version": version.version})
+        return changed

@@ -1,4 +1,7 @@
-"""OpenAI-shaped request and response models for `/v1/completions`."""
+"""OpenAI-shaped request and response models for `/v1/completions` and `/v1/chat/completions`.
+
+`model` is the base model's served name, or `base:adapter` for a LoRA adapter on it.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +12,21 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 
-class CompletionRequest(BaseModel):
-    model: str | None = Field(default=None, description="Served model name; omitted means the base model.")
-    prompt: str | list[str] = Field(description="One prompt or a batch of prompts.")
+class SamplingFields(BaseModel):
+    model: str | None = Field(default=None, description="`base` or `base:adapter`; omitted means the base model.")
     max_tokens: int = Field(default=16, ge=1, description="Tokens to generate per prompt.")
     temperature: float = Field(default=1.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     n: int = Field(default=1, ge=1, le=16)
     stop: str | list[str] | None = None
     seed: int | None = None
-    logprobs: int | None = Field(default=None, ge=0, le=20, description="Top log-probabilities per token.")
     stream: bool = False
     user: str | None = None
+
+
+class CompletionRequest(SamplingFields):
+    prompt: str | list[str] = Field(description="One prompt or a batch of prompts.")
+    logprobs: int | None = Field(default=None, ge=0, le=20, description="Top log-probabilities per token.")
 
     @field_validator("prompt")
     @classmethod
@@ -73,3 +79,46 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatCompletionRequest(SamplingFields):
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation so far.")
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: Literal["stop", "length", "abort"] | None = None
+
+
+class ChatCompletionResponse(BaseModel):
+    id: str = Field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    finish_reason: Literal["stop", "length", "abort"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int = Field(default_factory=lambda: int(time.time()))
+    model: str
+    choices: list[ChatChunkChoice]

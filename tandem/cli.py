@@ -74,6 +74,24 @@ def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(metrics))
 
 
+def cmd_train_ranker(settings: Settings, args: argparse.Namespace) -> None:
+    from contextlib import nullcontext
+
+    from db.server import database_url
+    from models.verbalizer.train import RankerTrainConfig
+    from tandem.jobs.ranker import RankerRequest, run_ranker_training
+
+    request = RankerRequest(
+        ratings=args.ratings, items=args.items, lrurec=args.lrurec, output=args.output, examples=args.examples,
+        eval_users=args.eval_users, activate=not args.no_activate,
+        train=RankerTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
+    )
+    db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
+    with db as url:
+        metrics = run_ranker_training(settings, request, url)
+    print(json.dumps(metrics))
+
+
 def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
@@ -93,8 +111,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from models.lrurec.train import TrainConfig
+    from models.verbalizer.train import RankerTrainConfig
 
-    TRAIN_DEFAULTS = TrainConfig()
+    TRAIN_DEFAULTS, RANKER_DEFAULTS = TrainConfig(), RankerTrainConfig()
     p = argparse.ArgumentParser(prog="tandem", description="Tandem: two-stage ML pipelines on Ray Serve.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -132,6 +151,21 @@ def parser() -> argparse.ArgumentParser:
     lru.add_argument("--max-len", type=int, dest="max_len")
     lru.add_argument("--no-activate", action="store_true", help="register the version without serving it")
     lru.set_defaults(func=cmd_train_lrurec)
+
+    rk = train.add_parser("ranker", help="LoRA adapter of the LLM verbalizer, on top of a trained LRURec; "
+                          "from the database unless --ratings")
+    rk.add_argument("--ratings", type=Path, help="ratings CSV instead of the database")
+    rk.add_argument("--items", type=Path, help="items CSV with titles (item_id|movieId,title), with --ratings")
+    rk.add_argument("--lrurec", type=Path, help="LRURec artifact folder (default: the active version)")
+    rk.add_argument("--output", type=Path, help="adapter folder (default var/artifacts/ranker/<version>)")
+    rk.add_argument("--examples", type=int, default=512, help="training prompts (LlamaRec-style, 1 positive)")
+    rk.add_argument("--epochs", type=int, default=RANKER_DEFAULTS.epochs)
+    rk.add_argument("--batch-size", type=int, default=RANKER_DEFAULTS.batch_size)
+    rk.add_argument("--lr", type=float, default=RANKER_DEFAULTS.lr)
+    rk.add_argument("--seed", type=int, default=RANKER_DEFAULTS.seed)
+    rk.add_argument("--eval-users", type=int, help="evaluate on the first N test users (default: all)")
+    rk.add_argument("--no-activate", action="store_true", help="register the adapter without serving it")
+    rk.set_defaults(func=cmd_train_ranker)
 
     evaluate = sub.add_parser("eval", help="evaluate a saved model").add_subparsers(dest="model", required=True)
     ev = evaluate.add_parser("lrurec", help="test metrics of a saved LRURec (full ranking, history excluded)")

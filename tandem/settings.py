@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.verbalizer.prompts import VerbalizerConfig
+
 # Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
 _DEFAULT_VAR = Path("var")
 _DEFAULT_DATA = Path("../shared/data")
@@ -66,6 +68,24 @@ class Settings(BaseSettings):
     llm_max_lora_rank: int = Field(default=16, ge=1)
     llm_request_timeout_s: float = Field(default=120.0, gt=0)
 
+    # --- ranker (verbalizer + LoRA) ------------------------------------------
+    verbalizer_template: Literal["llamarec", "gemmarec"] = Field(
+        default="llamarec", description="LlamaRec's prompt, or GemmaRecAPI's with the survey profile and comments."
+    )
+    verbalizer_max_history: int = Field(default=10, ge=1, description="History items in the prompt.")
+    verbalizer_max_title_tokens: int = Field(default=24, ge=1)
+    verbalizer_max_prompt_tokens: int = Field(default=1024, ge=64)
+    ranker_candidates: int = Field(default=20, ge=2, le=26, description="LRURec candidates the LLM reorders.")
+    ranker_timeout_s: float = Field(default=10.0, gt=0, description="Past this, LRURec's order is returned.")
+    ranker_lora_r: int = Field(default=8, ge=1)
+    ranker_lora_alpha: int = Field(default=16, ge=1)
+    ranker_lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    ranker_lora_target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
+    train_num_cpus: float = Field(
+        default=0.5, gt=0, description="CPUs a training task asks Ray for; half a core fits beside the models here."
+    )
+    train_num_gpus: float = Field(default=0.0, ge=0, description="GPUs a training task asks Ray for (cuda).")
+
     # --- encoders ------------------------------------------------------------
     bert_model: str = Field(
         default="", description="HF id or folder; empty means the local small BERT (prod: klue/bert-base)."
@@ -100,6 +120,14 @@ class Settings(BaseSettings):
     @property
     def llm_name(self) -> str:
         return self.llm_served_name or Path(self.llm_path).name
+
+    @property
+    def verbalizer(self) -> VerbalizerConfig:
+        return VerbalizerConfig(
+            template=self.verbalizer_template, max_history=self.verbalizer_max_history,
+            max_title_tokens=self.verbalizer_max_title_tokens, max_prompt_tokens=self.verbalizer_max_prompt_tokens,
+            num_candidates=self.ranker_candidates,
+        )
 
     @property
     def bert_path(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,10 +12,16 @@ import httpx
 import pytest
 
 from db.server import database_url
+from models.lrurec.train import TrainConfig
 from tandem.assets import build_assets
+from tandem.jobs.lrurec import TrainRequest, run_training
 from tandem.settings import Settings
 
 SERVE_START_TIMEOUT_S = 600
+# A few epochs of a small LRURec: enough to beat popularity on MovieLens, in well under a minute.
+QUICK = TrainRequest(
+    model_options={"hidden": 32, "max_len": 50}, train=TrainConfig(max_epochs=3, patience=3, batch_size=64, lr=2e-3)
+)
 
 
 def free_port() -> int:
@@ -31,10 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "own_cluster: starts its own Ray cluster, so runs before the shared one")
 
 
+def wait_for_version(http: httpx.Client, version: str, pipeline: str = "lrurec", timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while http.get("/readyz").json()["models"].get(pipeline) != version:
+        assert time.monotonic() < deadline, f"{pipeline} version {version} never became active"
+        time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings for the test session: the checkout's built model assets, quiet logs."""
-    settings = Settings(log_level="WARNING", llm_kv_cache_gib=0.5)
+    """Settings for the test session: the checkout's built model assets, quiet logs, short prompts."""
+    # A generous LLM budget for the ranking stage: the suite shares 2 cores with training runs.
+    settings = Settings(log_level="WARNING", llm_kv_cache_gib=0.5, verbalizer_max_history=5,
+                        verbalizer_max_title_tokens=12, ranker_timeout_s=120)
     build_assets(settings)
     return settings
 
@@ -103,3 +120,26 @@ def fresh_db(pg_url: str) -> Iterator[str]:
     asyncio.run(admin(f"CREATE DATABASE {name}"))
     yield urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
     asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def trained(http: httpx.Client, settings: Settings, pg_url: str) -> dict:
+    """MovieLens latest-small in the session database and a quick LRURec trained from it, active."""
+    import asyncpg
+
+    from db.importers import import_ratings
+    from db.migrate import migrate
+
+    async def load() -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            await migrate(conn)
+            folder = settings.data_dir / "ml-latest-small"
+            await import_ratings(conn, folder / "ratings.csv", folder / "movies.csv")
+        finally:
+            await conn.close()
+
+    asyncio.run(load())
+    result = run_training(settings, QUICK, pg_url)
+    wait_for_version(http, result["version"])
+    return result

@@ -163,14 +163,16 @@ class LRURec(nn.Module):
     def forward(
         self, items: torch.Tensor, labels: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Scores over all items at every position (item embeddings are the output layer), and the
-        cross-entropy against `labels` (0 = ignore) when given."""
+        """Scores over all items (item embeddings are the output layer): at every position, or with
+        `labels` (0 = none) at the labelled positions only, with their cross-entropy."""
         h = self.hidden_states(items)
-        logits = h @ self.embedding.weight.T + self.bias  # (B, L, num_items + 1)
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=0)
-        return logits, loss
+        if labels is None:
+            return h @ self.embedding.weight.T + self.bias, None  # (B, L, num_items + 1)
+        # Training scores only the labelled positions: the output layer is most of the cost, and about
+        # half of the positions of left-padded windows are padding.
+        labelled = labels > 0
+        logits = h[labelled] @ self.embedding.weight.T + self.bias  # (P, num_items + 1)
+        return logits, F.cross_entropy(logits, labels[labelled])
 
     @torch.no_grad()
     def last_scores(self, items: torch.Tensor) -> torch.Tensor:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from models.lrurec.checkpoint import Checkpoint
@@ -25,6 +27,9 @@ class TrainConfig:
     weight_decay: float = 0.01
     patience: int = 20  # epochs without a better validation Recall@10 before stopping
     seed: int = 0
+    # Validation and the saved checkpoint use an exponential moving average of the weights (per step)
+    # when set: on a dataset this small it smooths the epoch-to-epoch noise that early stopping picks from.
+    ema_decay: float | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -33,13 +38,17 @@ def seed_everything(seed: int) -> None:
 
 
 def train(
-    seqs: Sequences, model_cfg: LRURecConfig, cfg: TrainConfig, output: Path, progress: bool = True
+    seqs: Sequences, model_cfg: LRURecConfig, cfg: TrainConfig, output: Path, progress: bool = True,
+    on_epoch: Callable[..., None] | None = None,
 ) -> dict:
-    """Train, keep the best epoch's checkpoint in `output`, and return (and write) the test metrics."""
+    """Train, keep the best epoch's checkpoint in `output`, and return (and write) the test metrics.
+    `on_epoch(**progress)` hears of every epoch (a recorded run writes it to its row)."""
     seed_everything(cfg.seed)
     started = time.monotonic()
     model = LRURec(model_cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
+    scored = ema.module if ema else model
     inputs, labels = training_windows(seqs.histories, model_cfg.max_len)
     generator = torch.Generator().manual_seed(cfg.seed)
     popularity = seqs.popularity()
@@ -55,14 +64,19 @@ def train(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if ema:
+                ema.update_parameters(model)
             total += loss.item() * len(idx)
-        val = evaluate(model, seqs, "val")
+        val = evaluate(scored, seqs, "val")
         if val["Recall@10"] > best:
             best, best_epoch = val["Recall@10"], epoch
-            Checkpoint(model, seqs.item_ids, popularity).save(output)
+            Checkpoint(scored, seqs.item_ids, popularity).save(output)
         bar.set_postfix(
             loss=f"{total / len(inputs):.3f}", val_r10=f"{val['Recall@10']:.4f}", best=f"{best:.4f}@{best_epoch}"
         )
+        if on_epoch:
+            on_epoch(unit="epoch", step=epoch, total=cfg.max_epochs, loss=round(total / len(inputs), 4),
+                     val_recall_10=val["Recall@10"], best_epoch=best_epoch)
         if epoch - best_epoch >= cfg.patience:
             break
     best_model = Checkpoint.load(output).model

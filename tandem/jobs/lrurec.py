@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from models.lrurec.checkpoint import Checkpoint
-from models.lrurec.data import Event, Sequences, build_sequences
+from models.lrurec.data import Event, build_sequences
 from models.lrurec.evaluate import evaluate, most_popular
 from models.lrurec.model import LRURecConfig
 from models.lrurec.train import TrainConfig, train
+from tandem.jobs import registered
 from tandem.ratings_csv import read_ratings
 from tandem.settings import Settings
 
@@ -49,8 +50,11 @@ async def _db_events(url: str) -> list[Event]:
         await conn.close()
 
 
-def run_training(settings: Settings, request: TrainRequest, database_url: str | None = None) -> dict:
-    """Train; from the database (database_url given, no ratings file) the run and version are recorded."""
+def run_training(
+    settings: Settings, request: TrainRequest, database_url: str | None = None, run_id: int | None = None
+) -> dict:
+    """Train; from the database (database_url given, no ratings file) the run and version are recorded,
+    in the queued run `run_id` when given."""
     version = new_version()
     output = request.output or settings.artifacts_dir / PIPELINE / version
     if request.ratings is None and database_url is None:
@@ -61,30 +65,10 @@ def run_training(settings: Settings, request: TrainRequest, database_url: str | 
     train_cfg = request.train or TrainConfig()
     if request.ratings is not None:
         return train(seqs, model_cfg, train_cfg, output)
-    return asyncio.run(_train_registered(database_url, seqs, model_cfg, train_cfg, output, version, request.activate))
-
-
-async def _train_registered(url, seqs: Sequences, model_cfg, train_cfg, output: Path, version: str, activate: bool):
-    import asyncpg
-
-    from db import registry
-    from db.migrate import migrate
-
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        params = {"model": model_cfg.to_dict(), "train": train_cfg.__dict__, "users": len(seqs.user_ids)}
-        run_id = await registry.start_run(conn, PIPELINE, params)
-        try:
-            # Training is CPU-bound for minutes; the connection only waits.
-            metrics = await asyncio.to_thread(train, seqs, model_cfg, train_cfg, output)
-        except Exception as exc:
-            await registry.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
-            raise
-        await registry.finish_run(conn, run_id, PIPELINE, version, output, metrics, activate=activate)
-        return {**metrics, "version": version, "artifact": str(output)}
-    finally:
-        await conn.close()
+    params = {"model": model_cfg.to_dict(), "train": asdict(train_cfg), "users": len(seqs.user_ids)}
+    return registered.run(database_url, PIPELINE, params, version, output,
+                          lambda report: train(seqs, model_cfg, train_cfg, output, on_epoch=report),
+                          request.activate, run_id)
 
 
 def run_evaluation(model_dir: Path, ratings: Path | None, database_url: str | None) -> dict:

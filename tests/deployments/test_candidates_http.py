@@ -13,40 +13,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from db.importers import import_ratings
-from db.migrate import migrate
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.train import TrainConfig
 from tandem.jobs.lrurec import TrainRequest, run_training
 from tandem.settings import Settings
-
-QUICK = TrainRequest(
-    model_options={"hidden": 32, "max_len": 50}, train=TrainConfig(max_epochs=3, patience=3, batch_size=64, lr=2e-3)
-)
-
-
-def wait_for_version(http: httpx.Client, version: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while http.get("/readyz").json()["models"].get("lrurec") != version:
-        assert time.monotonic() < deadline, f"version {version} never became active"
-        time.sleep(0.5)
-
-
-@pytest.fixture(scope="module")
-def trained(http: httpx.Client, settings: Settings, pg_url: str) -> dict:
-    async def load() -> None:
-        conn = await asyncpg.connect(pg_url)
-        try:
-            await migrate(conn)
-            folder = settings.data_dir / "ml-latest-small"
-            await import_ratings(conn, folder / "ratings.csv", folder / "movies.csv")
-        finally:
-            await conn.close()
-
-    asyncio.run(load())
-    result = run_training(settings, QUICK, pg_url)
-    wait_for_version(http, result["version"])
-    return result
+from tests.conftest import QUICK, wait_for_version
 
 
 def history_of(http: httpx.Client, user: str) -> list[str]:

@@ -18,8 +18,10 @@ def degraded(serve_app: str, settings: Settings) -> Iterator[str]:
     broken = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none"})
     llm = serve.get_deployment_handle("LLMServer", app_name="tandem")
     candidates = serve.get_deployment_handle("Candidates", app_name="tandem")
+    trainer = serve.get_deployment_handle("Trainer", app_name="tandem")
     serve.run(
-        Ingress.options(name="DegradedIngress").bind(broken, llm, candidates), name="degraded", route_prefix="/degraded"
+        Ingress.options(name="DegradedIngress").bind(broken, llm, candidates, trainer), name="degraded",
+        route_prefix="/degraded",
     )
     yield f"{serve_app}/degraded"
     serve.delete("degraded")

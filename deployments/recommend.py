@@ -1,0 +1,82 @@
+"""The recommendation pipeline: LRURec candidates, then the LLM verbalizer reorders them.
+
+The LLM stage has a time budget; when it fails or runs out, LRURec's own order is returned and
+flagged, so the endpoint degrades instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ray.serve.handle import DeploymentHandle
+
+from db.pool import Database
+from db.users import get_user, list_surveys
+from deployments.candidates_protocol import CandidateRequest, CandidateResponse
+from deployments.recommend_protocol import (
+    RankRequest,
+    RankResult,
+    Recommendation,
+    RecommendationRequest,
+    RecommendationResponse,
+)
+from deployments.service_error import ServiceError
+from models.verbalizer.prompts import Profile
+from tandem.settings import Settings
+
+log = logging.getLogger("tandem.recommend")
+
+
+async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profile:
+    """GemmaRecAPI's profile: the user's own fields and latest `profile` survey, plus their comments."""
+    async with db.acquire() as conn:
+        user = await get_user(conn, user_id)
+        surveys = await list_surveys(conn, user_id, "profile", limit=1)
+    fields = {k: v for k, v in {"sex": user.sex, "job": user.job, "married": user.married, "style": user.style}.items()
+              if v is not None}
+    fields |= {**user.attributes, **(surveys[0].answers if surveys else {})}
+    return Profile(attributes={k: str(v) for k, v in fields.items()}, comments=comments)
+
+
+async def recommend(
+    request: RecommendationRequest, settings: Settings, db: Database, candidates: DeploymentHandle,
+    llm: DeploymentHandle,
+) -> tuple[RecommendationResponse | ServiceError, str | None]:
+    """The response, and why the LLM stage was skipped (None when it ordered the items)."""
+    found: CandidateResponse | ServiceError = await candidates.candidates.remote(CandidateRequest(
+        user_id=request.user_id, k=settings.ranker_candidates, include_history=settings.verbalizer_max_history
+    ))
+    if isinstance(found, ServiceError):
+        return found, None
+    pool = found.candidates
+    profile = None
+    if settings.verbalizer_template == "gemmarec":
+        profile = await user_profile(db, request.user_id, [h.comment for h in found.history if h.comment])
+    rank = RankRequest(history=[h.title or h.item_id for h in found.history],
+                       candidates=[c.title or c.item_id for c in pool], profile=profile)
+    reason = None
+    try:
+        ranked = await asyncio.wait_for(llm.rank.remote(rank), timeout=settings.ranker_timeout_s)
+        if isinstance(ranked, ServiceError):
+            reason = f"llm stage rejected the request: {ranked.message}"
+    except asyncio.TimeoutError:
+        reason = f"llm stage exceeded its {settings.ranker_timeout_s:g} s budget"
+    except Exception as exc:  # the LLM deployment is down or failed: LRURec's order still answers
+        reason = f"llm stage failed: {type(exc).__name__}"
+        log.warning("llm stage failed", extra={"error": str(exc)})
+    if reason is None:
+        assert isinstance(ranked, RankResult)
+        items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=ranked.logprobs[i],
+                                lrurec_rank=i) for i in ranked.order]
+        adapter, versions = ranked.adapter, {"lrurec": found.model_version, "ranker": ranked.adapter_version}
+    else:
+        items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
+                 for i, c in enumerate(pool)]
+        adapter, versions = None, {"lrurec": found.model_version}
+    response = RecommendationResponse(
+        user_id=request.user_id, ordered_by="lrurec" if reason else "llm", fallback=reason is not None,
+        fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter,
+        model_versions=versions, items=items[: request.k],
+    )
+    return response, reason

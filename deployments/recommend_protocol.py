@@ -1,0 +1,49 @@
+"""Request and response models of the recommender's second stage: `POST /v1/recommendations` and the
+LLM deployment's ranking call behind it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from db.records import ExternalId
+from models.verbalizer.prompts import Profile
+
+
+class RankRequest(BaseModel):
+    history: list[str] = Field(description="Titles of the user's history, oldest first.")
+    candidates: list[str] = Field(min_length=1, description="Candidate titles in LRURec's order.")
+    profile: Profile | None = None
+    adapter: str | None = Field(default="ranker", description="LoRA adapter; the base model when not loaded.")
+
+
+class RankResult(BaseModel):
+    order: list[int] = Field(description="Candidate positions, best first.")
+    logprobs: list[float] = Field(description="Log-probability of each candidate's label, in candidate order.")
+    adapter: str | None = Field(description="The adapter that scored, or None for the base model.")
+    adapter_version: str | None = None
+    prompt_tokens: int
+
+
+class RecommendationRequest(BaseModel):
+    user_id: ExternalId
+    k: int = Field(default=10, ge=1, le=26, description="How many items; at most the number of candidates.")
+
+
+class Recommendation(BaseModel):
+    item_id: str
+    title: str | None
+    score: float = Field(description="Label log-probability from the LLM, or LRURec's score on fallback.")
+    lrurec_rank: int = Field(description="Position in LRURec's candidate list, 0-based.")
+
+
+class RecommendationResponse(BaseModel):
+    user_id: str
+    ordered_by: Literal["llm", "lrurec"] = Field(description="Which stage ordered the items.")
+    fallback: bool = Field(description="True when the LLM stage failed or ran out of time: LRURec's order.")
+    fallback_reason: str | None = None
+    candidates_fallback: bool = Field(default=False, description="LRURec knew nothing of the user: popular items.")
+    adapter: str | None = Field(default=None, description="LoRA adapter that ranked (None: the base model).")
+    model_versions: dict[str, str | None]
+    items: list[Recommendation]

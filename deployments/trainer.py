@@ -1,0 +1,67 @@
+"""The trainer deployment: `POST /v1/train` queues runs in `training_runs` and starts them in a Ray task.
+
+Training runs in its own process (a Ray task with its own CPU/GPU request), so serving is untouched.
+One replica, so it knows which pipelines are training: a second request for a pipeline that is still
+training gets 409 instead of a competing run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import ray
+from pydantic import BaseModel, Field
+from ray import serve
+
+from db import registry
+from db.pool import Database
+from deployments.service_error import ServiceError
+from tandem.jobs.pipelines import LRURecOptions, RankerOptions, plan, train_pipelines
+from tandem.settings import Settings
+
+
+class TrainRequest(BaseModel):
+    pipeline: Literal["lrurec", "ranker", "all"] = Field(description="`all`: LRURec, then the ranker on it.")
+    lrurec: LRURecOptions = Field(default_factory=LRURecOptions)
+    ranker: RankerOptions = Field(default_factory=RankerOptions)
+
+
+class RunRef(BaseModel):
+    id: int
+    pipeline: str
+
+
+class TrainAccepted(BaseModel):
+    run_id: int = Field(description="The first run; `runs` lists one per pipeline, in the order they train.")
+    runs: list[RunRef]
+
+
+_train_task = ray.remote(max_retries=0)(train_pipelines)
+
+
+@serve.deployment(name="Trainer", num_replicas=1, max_ongoing_requests=32, ray_actor_options={"num_cpus": 0})
+class Trainer:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.db = Database(settings.database_url, min_size=0, max_size=2)
+        self.tasks: dict[str, ray.ObjectRef] = {}
+
+    def _training(self, pipeline: str) -> bool:
+        task = self.tasks.get(pipeline)
+        return task is not None and not ray.wait([task], timeout=0)[0]
+
+    async def submit(self, request: TrainRequest) -> TrainAccepted | ServiceError:
+        pipelines = plan(request.pipeline)
+        if busy := [p for p in pipelines if self._training(p)]:
+            return ServiceError(status=409, type="conflict", param="pipeline",
+                                message=f"already training: {', '.join(busy)}; wait for that run to end")
+        async with self.db.acquire() as conn:
+            runs = [(p, await registry.queue_run(conn, p, request.model_dump())) for p in pipelines]
+        options: dict = {"num_cpus": self.settings.train_num_cpus}
+        if self.settings.device == "cuda" and self.settings.train_num_gpus:
+            options["num_gpus"] = self.settings.train_num_gpus
+        task = _train_task.options(**options).remote(
+            self.settings, self.settings.database_url, runs, request.lrurec, request.ranker
+        )
+        self.tasks.update({p: task for p in pipelines})
+        return TrainAccepted(run_id=runs[0][1], runs=[RunRef(id=r, pipeline=p) for p, r in runs])

@@ -1,0 +1,70 @@
+"""Retraining from the current database, as `POST /v1/train` asks for it: LRURec, the ranker, or both in turn.
+
+Runs in a Ray task (its own process), so serving is untouched; the deployments pick up the new
+versions through NOTIFY when each run succeeds, and keep the old ones when it fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from pydantic import BaseModel, Field
+
+from models.lrurec.train import TrainConfig
+from models.verbalizer.train import RankerTrainConfig
+from tandem.settings import Settings
+
+ORDER = ("lrurec", "ranker")
+
+
+class LRURecOptions(BaseModel):
+    max_epochs: int = Field(default=TrainConfig.max_epochs, ge=1, le=1000)
+    patience: int = Field(default=TrainConfig.patience, ge=1)
+    seed: int = 0
+
+
+class RankerOptions(BaseModel):
+    examples: int = Field(default=512, ge=1, le=100_000, description="LlamaRec-style training prompts.")
+    epochs: int = Field(default=1, ge=1, le=100)
+    eval_users: int | None = Field(default=None, ge=1, description="Test users to evaluate on; all when omitted.")
+    seed: int = 0
+
+
+def plan(pipeline: str) -> list[str]:
+    return list(ORDER) if pipeline == "all" else [pipeline]
+
+
+def train_pipelines(
+    settings: Settings, url: str, runs: list[tuple[str, int]], lrurec: LRURecOptions, ranker: RankerOptions
+) -> None:
+    """Train each (pipeline, queued run id) in order; a failure fails its run and every run after it."""
+    from tandem.jobs.lrurec import TrainRequest, run_training
+    from tandem.jobs.ranker import RankerRequest, run_ranker_training
+
+    for i, (pipeline, run_id) in enumerate(runs):
+        try:
+            if pipeline == "lrurec":
+                cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed)
+                run_training(settings, TrainRequest(train=cfg), url, run_id)
+            else:
+                cfg = RankerTrainConfig(epochs=ranker.epochs, seed=ranker.seed)
+                request = RankerRequest(examples=ranker.examples, eval_users=ranker.eval_users, train=cfg)
+                run_ranker_training(settings, request, url, run_id)
+        except Exception as exc:
+            failures = [([run_id], f"{type(exc).__name__}: {exc}"),
+                        ([r for _, r in runs[i + 1:]], f"not run: {pipeline} run {run_id} failed")]
+            asyncio.run(_fail(url, failures))
+            raise
+
+
+async def _fail(url: str, failures: list[tuple[list[int], str]]) -> None:
+    import asyncpg
+
+    from db import registry
+
+    conn = await asyncpg.connect(url)
+    try:
+        for run_ids, error in failures:
+            await registry.fail_unfinished(conn, run_ids, error)
+    finally:
+        await conn.close()

@@ -1,0 +1,107 @@
+"""`tandem train ranker`: LoRA adapter for the verbalizer, trained and evaluated on top of a trained LRURec.
+
+Data come from the database (interactions and item titles) or from CSV files; the LRURec is the active
+version in the database or a folder. Trained from the database, the adapter is registered as the
+`ranker` pipeline's active version, which the LLM deployment loads without a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.data import Sequences, build_sequences, left_pad
+from models.lrurec.evaluate import exclude_history, split
+from models.verbalizer.data import evaluation_cases, training_examples
+from models.verbalizer.prompts import VerbalizerConfig
+from models.verbalizer.train import RankerTrainConfig, train_ranker
+from tandem.jobs import registered
+from tandem.jobs.lrurec import _db_events, events_from_csv, new_version
+from tandem.ratings_csv import read_items
+from tandem.settings import Settings
+
+PIPELINE = "ranker"
+
+
+@dataclass
+class RankerRequest:
+    ratings: Path | None = None  # None: the database
+    items: Path | None = None  # titles, with --ratings
+    lrurec: Path | None = None  # None: the active LRURec version
+    output: Path | None = None
+    examples: int = 512
+    eval_users: int | None = None  # None: every user
+    train: RankerTrainConfig = field(default_factory=RankerTrainConfig)
+    activate: bool = True
+
+
+@torch.no_grad()
+def lrurec_candidates(checkpoint: Checkpoint, seqs: Sequences, stage: str, k: int) -> list[list[int]]:
+    """LRURec's top-k for each user at `stage`, history excluded: what the ranker reorders in serving."""
+    histories, _ = split(seqs, stage)
+    out = []
+    for i in range(0, len(histories), 256):
+        batch = histories[i:i + 256]
+        scores = exclude_history(checkpoint.model.last_scores(left_pad(batch, checkpoint.model.cfg.max_len)), batch)
+        out += torch.topk(scores, k).indices.tolist()
+    return out
+
+
+async def _db_titles(url: str, item_ids: list[str]) -> dict[str, str]:
+    import asyncpg
+
+    from db.interactions import titles
+
+    conn = await asyncpg.connect(url)
+    try:
+        return await titles(conn, item_ids)
+    finally:
+        await conn.close()
+
+
+def settings_config(settings: Settings, request: RankerRequest) -> tuple[RankerTrainConfig, VerbalizerConfig]:
+    cfg = request.train
+    cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout = settings.ranker_lora_r, settings.ranker_lora_alpha, \
+        settings.ranker_lora_dropout
+    cfg.target_modules = list(settings.ranker_lora_target_modules)
+    return cfg, settings.verbalizer
+
+
+def run_ranker_training(
+    settings: Settings, request: RankerRequest, database_url: str | None = None, run_id: int | None = None
+) -> dict:
+    from_db = request.ratings is None
+    if from_db and database_url is None:
+        raise ValueError("give a ratings CSV or a database")
+    lrurec_dir = request.lrurec or (registered.active_artifact(database_url, "lrurec") if database_url else None)
+    if lrurec_dir is None:
+        raise ValueError("no LRURec model: train one first (`tandem train lrurec`) or pass --lrurec DIR")
+    checkpoint = Checkpoint.load(lrurec_dir)
+    events = asyncio.run(_db_events(database_url)) if from_db else events_from_csv(request.ratings)
+    seqs = build_sequences(events, item_ids=checkpoint.item_ids)
+    if from_db:
+        names = asyncio.run(_db_titles(database_url, checkpoint.item_ids))
+    else:
+        info = read_items(request.items) if request.items else {}
+        names = {i: info[i].title for i in checkpoint.item_ids if i in info}
+    titles = {index: names.get(item, item) for index, item in enumerate(checkpoint.item_ids, start=1)}
+    train_cfg, verbalizer_cfg = settings_config(settings, request)
+    examples = training_examples(seqs, verbalizer_cfg.num_candidates, request.examples, train_cfg.seed)
+    cases = evaluation_cases(seqs, lrurec_candidates(checkpoint, seqs, "test", verbalizer_cfg.num_candidates), "test")
+    cases = cases[: request.eval_users] if request.eval_users else cases
+    version = new_version()
+    output = request.output or settings.artifacts_dir / PIPELINE / version
+
+    def work(on_step=None) -> dict:
+        metrics = train_ranker(settings.llm_path, examples, cases, titles, output, train_cfg, verbalizer_cfg,
+                               settings.device, on_step=on_step)
+        return {**metrics, "lrurec": str(lrurec_dir)}
+
+    if not from_db:
+        return work()
+    parameters = {"examples": request.examples, "lrurec": str(lrurec_dir), "base": settings.llm_path}
+    return registered.run(database_url, PIPELINE, parameters, version, output, work, request.activate, run_id)

@@ -1,0 +1,67 @@
+"""A training run recorded in the database: `training_runs` row, progress while it trains, and on success
+a registered (and by default active) `model_versions` row; a failure activates nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from db import registry
+
+PROGRESS_EVERY_S = 2.0
+Work = Callable[[Callable[..., None]], dict]
+
+
+def run(
+    url: str, pipeline: str, parameters: dict, version: str, output: Path, work: Work, activate: bool,
+    run_id: int | None = None,
+) -> dict:
+    """Run `work(report)` in a thread; `report(**progress)` is written to the run's row every few seconds."""
+    return asyncio.run(_run(url, pipeline, parameters, version, output, work, activate, run_id))
+
+
+async def _run(url, pipeline, parameters, version, output, work: Work, activate, run_id) -> dict:
+    import asyncpg
+
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        if run_id is None:
+            run_id = await registry.start_run(conn, pipeline, parameters)
+        else:
+            await registry.mark_running(conn, run_id)
+        latest: dict = {}
+        # Training is CPU-bound for minutes; this connection only writes its progress.
+        training = asyncio.ensure_future(asyncio.to_thread(work, lambda **p: latest.update(p)))
+        written: dict = {}
+        while not training.done():
+            await asyncio.wait({training}, timeout=PROGRESS_EVERY_S)
+            if latest != written:
+                written = dict(latest)
+                await registry.set_progress(conn, run_id, written)
+        try:
+            metrics = training.result()
+        except Exception as exc:
+            await registry.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        await registry.finish_run(conn, run_id, pipeline, version, output, metrics, activate=activate)
+        return {**metrics, "version": version, "artifact": str(output), "run_id": run_id}
+    finally:
+        await conn.close()
+
+
+def active_artifact(url: str, pipeline: str) -> Path | None:
+    async def lookup() -> Path | None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            active = await registry.active_version(conn, pipeline)
+            return Path(active.artifact_path) if active else None
+        finally:
+            await conn.close()
+
+    return asyncio.run(lookup())

@@ -1,0 +1,214 @@
+"""The LLM ranker over real HTTP: one-call training, the adapter in the running vLLM engine, the verbalizer's
+ranking checked against Hugging Face + peft, chat completions, fallback and failed runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import httpx
+import pytest
+import torch
+
+from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.scoring import label_logprobs
+from tandem.settings import Settings
+
+TINY_RANKER = {"pipeline": "ranker", "ranker": {"examples": 8, "eval_users": 8}}
+
+
+def wait_for_run(http: httpx.Client, run_id: int, timeout_s: float = 900) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (run := http.get(f"/v1/train/{run_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {run['progress']}"
+        time.sleep(1)
+    return run
+
+
+def active_artifact(pg_url: str, pipeline: str) -> str:
+    async def fetch() -> str:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return await conn.fetchval(
+                "SELECT artifact_path FROM model_versions WHERE pipeline = $1 AND status = 'active'", pipeline
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+@pytest.fixture(scope="module")
+def ranker_run(http: httpx.Client, trained: dict, settings: Settings) -> dict:
+    r = http.post("/v1/train", json=TINY_RANKER)
+    assert r.status_code == 202, r.text
+    run_id = r.json()["run_id"]
+    busy = http.post("/v1/train", json=TINY_RANKER)
+    run = wait_for_run(http, run_id)
+    assert run["status"] == "succeeded", run["error"]
+    deadline = time.monotonic() + 60
+    while f"{settings.llm_name}:ranker" not in [m["id"] for m in http.get("/v1/models").json()["data"]]:
+        assert time.monotonic() < deadline, "the ranker adapter never reached the LLM deployment"
+        time.sleep(0.5)
+    return {**run, "busy": busy}
+
+
+def test_train_runs_in_the_background_and_reports_progress_and_metrics(ranker_run: dict) -> None:
+    assert ranker_run["busy"].status_code == 409 and "ranker" in ranker_run["busy"].json()["error"]["message"]
+    assert ranker_run["progress"]["unit"] == "step" and ranker_run["progress"]["step"] == 2  # 8 examples, batch 4
+    test = ranker_run["metrics"]["test"]
+    assert test["users"] == 8 and set(test["lrurec"]) == set(test["ranker"]) == {"NDCG@5", "Recall@5", "NDCG@10",
+                                                                                 "Recall@10"}
+
+
+def test_adapter_is_served_beside_the_base_model(http: httpx.Client, ranker_run: dict, settings: Settings) -> None:
+    body = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
+    base = http.post("/v1/completions", json=body)
+    adapted = http.post("/v1/completions", json={**body, "model": f"{settings.llm_name}:ranker"})
+    assert base.status_code == adapted.status_code == 200
+    assert adapted.json()["model"] == f"{settings.llm_name}:ranker"
+    missing = http.post("/v1/completions", json={**body, "model": f"{settings.llm_name}:nope"})
+    assert missing.status_code == 404
+    assert "nope" in missing.json()["error"]["message"] and f"{settings.llm_name}:ranker" in missing.text
+
+
+def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
+    http: httpx.Client, ranker_run: dict, settings: Settings, pg_url: str
+) -> None:
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    r = http.post("/v1/recommendations", json={"user_id": "1", "k": 5})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["ordered_by"], body["fallback"], body["adapter"]) == ("llm", False, "ranker"), body
+    assert body["model_versions"]["ranker"] is not None
+    found = http.post("/v1/candidates", json={"user_id": "1", "k": settings.ranker_candidates,
+                                              "include_history": settings.verbalizer_max_history}).json()
+    pool = [c["item_id"] for c in found["candidates"]]
+    assert [i["item_id"] for i in body["items"]] == [pool[i["lrurec_rank"]] for i in body["items"]]
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
+
+    # The same prompt through Hugging Face with the adapter applied by peft: the same label log-probabilities.
+    tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
+    model = AutoModelForCausalLM.from_pretrained(settings.llm_path, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, active_artifact(pg_url, "ranker")).eval()
+    verbalizer = Verbalizer(tokenizer, settings.verbalizer)
+    prompt = verbalizer.prompt_ids([h["title"] for h in found["history"]], [c["title"] for c in found["candidates"]])
+    (expected,) = label_logprobs(model, [prompt], verbalizer.label_ids, tokenizer.eos_token_id)
+    served = {i["lrurec_rank"]: i["score"] for i in body["items"]}
+    assert max(abs(served[i] - expected[i]) for i in served) < 0.3  # vLLM computes in bf16
+    assert served.keys() == set(verbalizer.order(expected)[:5]) or max(expected) - sorted(expected)[-6] < 0.3
+
+
+def test_recommendation_errors_are_4xx(http: httpx.Client, ranker_run: dict) -> None:
+    assert http.post("/v1/recommendations", json={"user_id": "no-such-user"}).status_code == 404
+    for bad in ({"user_id": "1", "k": 0}, {"user_id": "1", "k": 27}, {"k": 5}):
+        r = http.post("/v1/recommendations", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+
+
+@pytest.fixture(scope="module")
+def impatient(serve_app: str, settings: Settings) -> Iterator[str]:
+    """A second ingress whose LLM stage has no time at all, sharing every deployment of the running app."""
+    from ray import serve
+
+    from deployments.ingress import Ingress
+
+    handles = [serve.get_deployment_handle(name, app_name="tandem") for name in ("LLMServer", "Candidates", "Trainer")]
+    serve.run(Ingress.options(name="ImpatientIngress").bind(
+        settings.model_copy(update={"ranker_timeout_s": 0.001}), *handles), name="impatient", route_prefix="/impatient")
+    yield f"{serve_app}/impatient"
+    serve.delete("impatient")
+
+
+def test_llm_over_budget_falls_back_to_lrurec_order(http: httpx.Client, impatient: str, trained: dict) -> None:
+    r = httpx.post(f"{impatient}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["ordered_by"], body["fallback"]) == ("lrurec", True) and "budget" in body["fallback_reason"]
+    pool = http.post("/v1/candidates", json={"user_id": "1", "k": 5}).json()["candidates"]
+    assert [i["item_id"] for i in body["items"]] == [c["item_id"] for c in pool]
+
+
+def test_chat_completions_stream_and_not(http: httpx.Client, settings: Settings) -> None:
+    body = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 12,
+            "temperature": 0}
+    r = http.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    whole = r.json()
+    assert whole["object"] == "chat.completion" and whole["choices"][0]["message"]["role"] == "assistant"
+    assert "Paris" in whole["choices"][0]["message"]["content"] and whole["usage"]["completion_tokens"] > 0
+    chunks = []
+    with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
+        for line in s.iter_lines():
+            if line.startswith("data: ") and line != "data: [DONE]":
+                chunks.append(json.loads(line[6:]))
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    streamed = "".join(c["choices"][0]["delta"]["content"] or "" for c in chunks)
+    assert streamed == whole["choices"][0]["message"]["content"]
+    assert http.post("/v1/chat/completions", json={**body, "model": "other"}).status_code == 404
+    assert http.post("/v1/chat/completions", json={**body, "messages": []}).status_code == 422
+
+
+def test_new_users_and_items_are_served_after_one_retrain_call(http: httpx.Client, trained: dict) -> None:
+    tag = uuid.uuid4().hex[:8]
+    item, users = f"new-item-{tag}", [f"new-user-{tag}-{i}" for i in range(6)]
+    assert http.post("/v1/items", json={"items": [{"external_id": item, "title": f"New Film {tag} (2026)"}]}).is_success
+    assert http.post("/v1/users", json={"users": [{"external_id": u} for u in users]}).is_success
+    old = ["1", "50", "110", "260", "296"]  # films every MovieLens model knows
+    # The new item in the middle of each history, so that it is in the training part of the split.
+    events = [{"user_id": u, "item_id": x, "timestamp": f"2030-01-0{d + 1}T00:00:00Z"}
+              for u in users for d, x in enumerate([old[0], item, *old[1:5]])]
+    assert http.post("/v1/interactions", json={"interactions": events}).is_success
+    before = http.post("/v1/candidates", json={"history": [item], "k": 5}).json()
+    assert before["fallback"] is True  # the model has never seen the new item
+
+    r = http.post("/v1/train", json={"pipeline": "lrurec", "lrurec": {"max_epochs": 1}})
+    assert r.status_code == 202, r.text
+    run = wait_for_run(http, r.json()["run_id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["progress"]["unit"] == "epoch" and run["progress"]["step"] == 1
+    deadline = time.monotonic() + 60
+    while (after := http.post("/v1/candidates", json={"history": [item], "k": 5}).json())["fallback"]:
+        assert time.monotonic() < deadline, "the retrained LRURec never reached the candidates deployment"
+        time.sleep(0.5)
+    assert after["model_version"] != before["model_version"]
+    rec = http.post("/v1/recommendations", json={"user_id": users[0], "k": 3})
+    assert rec.status_code == 200 and rec.json()["candidates_fallback"] is False
+
+
+@pytest.fixture
+def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str]:
+    """An ingress and trainer over an empty database, sharing the running model deployments."""
+    from ray import serve
+
+    from deployments.ingress import Ingress
+    from deployments.trainer import Trainer
+
+    empty = settings.model_copy(update={"database_url": fresh_db})
+    llm, candidates = (serve.get_deployment_handle(n, app_name="tandem") for n in ("LLMServer", "Candidates"))
+    trainer = Trainer.options(name="EmptyTrainer").bind(empty)
+    serve.run(Ingress.options(name="EmptyIngress").bind(empty, llm, candidates, trainer), name="empty",
+              route_prefix="/empty")
+    yield f"{serve_app}/empty"
+    serve.delete("empty")
+
+
+def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
+    with httpx.Client(base_url=empty_app, timeout=60) as client:
+        r = client.post("/v1/train", json={"pipeline": "all"})
+        assert r.status_code == 202, r.text
+        lrurec, ranker = r.json()["runs"]
+        assert (lrurec["pipeline"], ranker["pipeline"]) == ("lrurec", "ranker")
+        failed = wait_for_run(client, lrurec["id"], timeout_s=120)
+        assert failed["status"] == "failed" and "no user has 5 interactions" in failed["error"]
+        skipped = wait_for_run(client, ranker["id"], timeout_s=30)
+        assert skipped["status"] == "failed" and skipped["error"].startswith("not run: lrurec")
+        assert client.get("/v1/train/999999").status_code == 404
+        assert client.post("/v1/train", json={"pipeline": "bert"}).status_code == 422

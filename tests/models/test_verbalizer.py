@@ -1,0 +1,92 @@
+"""The verbalizer on the real SmolLM2 tokenizer: LlamaRec's prompt, truncation, labels, training targets."""
+
+from __future__ import annotations
+
+import pytest
+from transformers import AutoTokenizer
+
+from models.lrurec.data import Sequences
+from models.verbalizer.data import training_examples
+from models.verbalizer.prompts import LabelError, Profile, Verbalizer, VerbalizerConfig
+from models.verbalizer.scoring import candidate_metrics
+from tandem.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base_settings: Settings):
+    return AutoTokenizer.from_pretrained(base_settings.llm_path)
+
+
+def test_prompt_is_llamarec_alpaca_with_letters(tokenizer) -> None:
+    v = Verbalizer(tokenizer, VerbalizerConfig(max_history=2))
+    text = v.text(["Old (1990)", "Toy Story (1995)", "Heat (1995)"], ["Alien (1979)", "Casino (1995)"])
+    assert text.startswith("### Instruction:\nGiven user history in chronological order, recommend an item from the "
+                           "candidate pool with its index letter.\n\n### Input:\nUser history: (1) Toy Story (1995)")
+    assert "Old (1990)" not in text  # only the last two history items
+    assert "Candidate pool: (A) Alien (1979) \n (B) Casino (1995)" in text
+    assert text.endswith("### Response:\n")
+
+
+def test_labels_are_single_distinct_tokens(tokenizer) -> None:
+    v = Verbalizer(tokenizer)
+    assert len(v.label_ids) == 20 and len(set(v.label_ids)) == 20
+    assert [tokenizer.decode([i]) for i in v.label_ids] == list("ABCDEFGHIJKLMNOPQRST")
+
+
+def test_titles_are_cut_and_long_prompts_keep_their_end(tokenizer) -> None:
+    v = Verbalizer(tokenizer, VerbalizerConfig(max_title_tokens=3, max_prompt_tokens=64))
+    long_title = "The Lord of the Rings: The Fellowship of the Ring (2001)"
+    text = v.text([long_title], ["Alien (1979)"])
+    assert long_title not in text and "The Lord of" in text
+    ids = v.prompt_ids([f"Movie {i}" for i in range(50)], ["Alien (1979)"] * 20)
+    assert len(ids) == 64
+    assert tokenizer.decode(ids).endswith("### Response:\n")
+
+
+def test_gemmarec_template_adds_profile_and_comments(tokenizer) -> None:
+    v = Verbalizer(tokenizer, VerbalizerConfig(template="gemmarec"))
+    text = v.text(["Heat (1995)"], ["Alien (1979)"], Profile(attributes={"job": "nurse", "style": "calm"},
+                                                            comments=["too long"]))
+    assert "User profile: job: nurse, style: calm" in text and "User comments: too long" in text
+
+
+def test_training_targets_are_the_letter_and_the_end_token(tokenizer) -> None:
+    v = Verbalizer(tokenizer)
+    ids, labels = v.training_ids(["Heat (1995)"], ["Alien (1979)", "Casino (1995)", "Fargo (1996)"], answer=2)
+    assert ids[:-2] == v.prompt_ids(["Heat (1995)"], ["Alien (1979)", "Casino (1995)", "Fargo (1996)"])
+    assert [t for t in labels if t != -100] == [v.label_ids[2], tokenizer.eos_token_id]
+
+
+class SplittingTokenizer:
+    """A tokenizer whose letters after 'L' are two tokens: what a model with no single-letter tokens does."""
+
+    eos_token_id = 0
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [ord(c) for c in text] + ([1] if text > "L" else [])
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) for i in ids if i > 1)
+
+
+def test_multi_token_labels_fail_at_start_naming_them() -> None:
+    with pytest.raises(LabelError, match="'M'.*'T'"):
+        Verbalizer(SplittingTokenizer())
+    assert len(Verbalizer(SplittingTokenizer(), VerbalizerConfig(num_candidates=12)).label_ids) == 12
+
+
+def test_training_examples_hold_the_next_item_among_unseen_negatives() -> None:
+    seqs = Sequences(user_ids=["u"], item_ids=[str(i) for i in range(1, 101)], histories=[list(range(1, 31))])
+    for e in training_examples(seqs, num_candidates=20, count=50, seed=0):
+        answer = e.candidates[e.answer]
+        assert len(e.candidates) == len(set(e.candidates)) == 20
+        assert answer == len(e.history) + 1 and answer <= 28  # from the training part only
+        assert not set(e.candidates) - {answer} & set(range(1, answer + 1))
+
+
+def test_candidate_metrics_count_missed_targets_as_misses() -> None:
+    from models.verbalizer.data import EvalCase
+
+    cases = [EvalCase([1], [5, 6, 7], 7), EvalCase([1], [5, 6, 7], 9)]
+    assert candidate_metrics(cases, [[2, 0, 1], [0, 1, 2]])["Recall@5"] == 0.5
+    assert candidate_metrics(cases, [[2, 0, 1], [0, 1, 2]])["NDCG@5"] == 0.5
