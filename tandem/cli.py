@@ -111,6 +111,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from models.lrurec.train import TrainConfig
+    from models.verbalizer.data import DEFAULT_EXAMPLES
     from models.verbalizer.train import RankerTrainConfig
 
     TRAIN_DEFAULTS, RANKER_DEFAULTS = TrainConfig(), RankerTrainConfig()
@@ -158,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     rk.add_argument("--items", type=Path, help="items CSV with titles (item_id|movieId,title), with --ratings")
     rk.add_argument("--lrurec", type=Path, help="LRURec artifact folder (default: the active version)")
     rk.add_argument("--output", type=Path, help="adapter folder (default var/artifacts/ranker/<version>)")
-    rk.add_argument("--examples", type=int, default=512, help="training prompts (LlamaRec-style, 1 positive)")
+    rk.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="LlamaRec-style training prompts")
     rk.add_argument("--epochs", type=int, default=RANKER_DEFAULTS.epochs)
     rk.add_argument("--batch-size", type=int, default=RANKER_DEFAULTS.batch_size)
     rk.add_argument("--lr", type=float, default=RANKER_DEFAULTS.lr)

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from models.lrurec.data import Sequences
 from models.lrurec.evaluate import split
 
+# Training prompts per run by default: LlamaRec trains on every prefix of every history, which a CPU cannot
+# afford for a 135M model; a few hundred already move the letters' probabilities (docs/benchmarks.md).
+DEFAULT_EXAMPLES = 512
+
 
 @dataclass(frozen=True)
 class Example:

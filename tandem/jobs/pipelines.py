@@ -11,6 +11,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from models.lrurec.train import TrainConfig
+from models.verbalizer.data import DEFAULT_EXAMPLES
 from models.verbalizer.train import RankerTrainConfig
 from tandem.settings import Settings
 
@@ -24,7 +25,7 @@ class LRURecOptions(BaseModel):
 
 
 class RankerOptions(BaseModel):
-    examples: int = Field(default=512, ge=1, le=100_000, description="LlamaRec-style training prompts.")
+    examples: int = Field(default=DEFAULT_EXAMPLES, ge=1, le=100_000, description="LlamaRec-style training prompts.")
     epochs: int = Field(default=1, ge=1, le=100)
     eval_users: int | None = Field(default=None, ge=1, description="Test users to evaluate on; all when omitted.")
     seed: int = 0

@@ -16,7 +16,7 @@ import torch
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import Sequences, build_sequences, left_pad
 from models.lrurec.evaluate import exclude_history, split
-from models.verbalizer.data import evaluation_cases, training_examples
+from models.verbalizer.data import DEFAULT_EXAMPLES, evaluation_cases, training_examples
 from models.verbalizer.prompts import VerbalizerConfig
 from models.verbalizer.train import RankerTrainConfig, train_ranker
 from tandem.jobs import registered
@@ -33,7 +33,7 @@ class RankerRequest:
     items: Path | None = None  # titles, with --ratings
     lrurec: Path | None = None  # None: the active LRURec version
     output: Path | None = None
-    examples: int = 512
+    examples: int = DEFAULT_EXAMPLES
     eval_users: int | None = None  # None: every user
     train: RankerTrainConfig = field(default_factory=RankerTrainConfig)
     activate: bool = True
