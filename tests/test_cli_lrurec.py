@@ -68,3 +68,19 @@ def test_a_bad_file_is_named_without_a_traceback(tmp_path: Path, project_root: P
     result = tandem("train", "lrurec", "--ratings", str(bad), "--output", str(tmp_path / "m"), cwd=project_root)
     assert result.returncode != 0
     assert "no column named user_id or userId" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_train_ranker_on_a_saved_lrurec(ratings: Path, tmp_path: Path, project_root: Path) -> None:
+    lrurec, ranker = tmp_path / "lrurec", tmp_path / "ranker"
+    items = tmp_path / "items.csv"
+    items.write_text("movieId,title\n" + "".join(f"{i},Film number {i} ({1990 + i})\n" for i in range(30)))
+    args = ("--ratings", str(ratings), "--max-epochs", "2", "--hidden", "32", "--max-len", "16", "--output")
+    assert tandem("train", "lrurec", *args, str(lrurec), cwd=project_root).returncode == 0
+    trained = tandem("train", "ranker", "--ratings", str(ratings), "--items", str(items), "--lrurec", str(lrurec),
+                     "--output", str(ranker), "--examples", "8", "--eval-users", "8", cwd=project_root)
+    assert trained.returncode == 0, trained.stderr
+    last = json.loads(trained.stdout.strip().splitlines()[-1])
+    assert last["steps"] == 2 and last["test"]["users"] == 8 and last["lrurec"] == str(lrurec)
+    assert {"adapter_config.json", "adapter_model.safetensors", "metrics.json"} <= {p.name for p in ranker.iterdir()}
+    assert json.loads((ranker / "adapter_config.json").read_text())["r"] == 8
+    assert "step" in trained.stderr  # the progress bar

@@ -72,15 +72,18 @@ def evaluate_ranker(
 ) -> dict:
     """Test metrics of LRURec's own order and of the ranker's order over the same candidates."""
     model.eval()
-    orders = []
-    for i in tqdm(range(0, len(cases), batch_size), desc="ranker eval", disable=not progress):
-        batch = cases[i:i + batch_size]
-        prompts = [verbalizer.prompt_ids([titles[h] for h in c.history], [titles[x] for x in c.candidates])
-                   for c in batch]
-        label_ids = verbalizer.label_ids[: len(batch[0].candidates)]
-        orders += [verbalizer.order(lp) for lp in label_logprobs(model, prompts, label_ids, pad_id)]
+    orders: dict[int, list[int]] = {}
+    scorable = [i for i, c in enumerate(cases) if c.candidates]
+    for start in tqdm(range(0, len(scorable), batch_size), desc="ranker eval", disable=not progress):
+        batch = scorable[start:start + batch_size]
+        prompts = [verbalizer.prompt_ids([titles[h] for h in cases[i].history],
+                                         [titles[x] for x in cases[i].candidates]) for i in batch]
+        width = max(len(cases[i].candidates) for i in batch)
+        scores = label_logprobs(model, prompts, verbalizer.label_ids[:width], pad_id)
+        orders |= {i: verbalizer.order(lp[: len(cases[i].candidates)]) for i, lp in zip(batch, scores, strict=True)}
     identity = [list(range(len(c.candidates))) for c in cases]
-    return {"lrurec": candidate_metrics(cases, identity), "ranker": candidate_metrics(cases, orders),
+    ranked = [orders.get(i, []) for i in range(len(cases))]
+    return {"lrurec": candidate_metrics(cases, identity), "ranker": candidate_metrics(cases, ranked),
             "users": len(cases)}
 
 

@@ -47,7 +47,10 @@ def lrurec_candidates(checkpoint: Checkpoint, seqs: Sequences, stage: str, k: in
     for i in range(0, len(histories), 256):
         batch = histories[i:i + 256]
         scores = exclude_history(checkpoint.model.last_scores(left_pad(batch, checkpoint.model.cfg.max_len)), batch)
-        out += torch.topk(scores, k).indices.tolist()
+        top = torch.topk(scores, min(k, scores.shape[1]))
+        # In a small catalogue a long history leaves fewer than k unseen items: no excluded item is a candidate.
+        out += [[i for i, s in zip(row, vals, strict=True) if s > float("-inf")]
+                for row, vals in zip(top.indices.tolist(), top.values.tolist(), strict=True)]
     return out
 
 
