@@ -17,6 +17,7 @@ from db.pool import Database
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
+from deployments.llm import ADAPTER_PIPELINES
 from deployments.openai_protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -89,7 +90,7 @@ class Ingress:
         models: dict[str, str | None] = {}
         try:
             adapters = await asyncio.wait_for(self.llm.adapter_versions.remote(), timeout=READY_TIMEOUT_S)
-            models |= {name: adapters.get(name) for name in ("ranker", "qa", "books")}
+            models |= {name: adapters.get(name) for name in ADAPTER_PIPELINES}
             checks["llm"] = "ok"
         except Exception as exc:
             checks["llm"] = f"not ready: {type(exc).__name__} {exc}".strip()
