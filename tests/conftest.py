@@ -89,6 +89,20 @@ def http(serve_app: str) -> Iterator[httpx.Client]:
         yield client
 
 
+def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None) -> str:
+    """A second ingress (its own settings, e.g. another database) sharing the running app's model deployments;
+    `trainer` replaces the app's Trainer. Returns its URL; remove it with `serve.delete(name)`."""
+    from ray import serve
+
+    from deployments.ingress import Ingress
+
+    llm, candidates, shared_trainer = (serve.get_deployment_handle(d, app_name="tandem")
+                                       for d in ("LLMServer", "Candidates", "Trainer"))
+    ingress = Ingress.options(name=f"{name}-ingress").bind(settings, llm, candidates, trainer or shared_trainer)
+    serve.run(ingress, name=name, route_prefix=f"/{name}")
+    return f"{serve_app}/{name}"
+
+
 @pytest.fixture(scope="session")
 def metrics_url(settings: Settings, serve_app: str) -> str:
     return f"http://127.0.0.1:{settings.metrics_port}/metrics"

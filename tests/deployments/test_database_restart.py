@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
+from tests.conftest import deploy_ingress
 
 CLIENTS = 8
 
@@ -31,19 +32,12 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[embed
 @pytest.fixture(scope="module")
 def restartable(serve_app: str, settings: Settings, own_server) -> Iterator[tuple[str, str]]:
     """An ingress of its own on the module's own server, sharing the session's LLM deployment."""
-    from ray import serve
-
-    from deployments.ingress import Ingress
-
     server, _ = own_server
     url = server.get_uri()
-    mine = settings.model_copy(update={"database_url": url})
-    llm = serve.get_deployment_handle("LLMServer", app_name="tandem")
-    candidates = serve.get_deployment_handle("Candidates", app_name="tandem")
-    serve.run(
-        Ingress.options(name="RestartIngress").bind(mine, llm, candidates), name="restart", route_prefix="/restart"
-    )
-    yield f"{serve_app}/restart", url
+    base = deploy_ingress(serve_app, "restart", settings.model_copy(update={"database_url": url}))
+    yield base, url
+    from ray import serve
+
     serve.delete("restart")
 
 

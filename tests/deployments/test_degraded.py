@@ -6,24 +6,16 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
+from tests.conftest import deploy_ingress
 
 
 @pytest.fixture(scope="module")
 def degraded(serve_app: str, settings: Settings) -> Iterator[str]:
     from ray import serve
 
-    from deployments.ingress import Ingress
-
     # A second ingress whose database does not exist, sharing the running LLM deployment.
     broken = settings.model_copy(update={"database_url": "postgresql://postgres@127.0.0.1:1/none"})
-    llm = serve.get_deployment_handle("LLMServer", app_name="tandem")
-    candidates = serve.get_deployment_handle("Candidates", app_name="tandem")
-    trainer = serve.get_deployment_handle("Trainer", app_name="tandem")
-    serve.run(
-        Ingress.options(name="DegradedIngress").bind(broken, llm, candidates, trainer), name="degraded",
-        route_prefix="/degraded",
-    )
-    yield f"{serve_app}/degraded"
+    yield deploy_ingress(serve_app, "degraded", broken)
     serve.delete("degraded")
 
 

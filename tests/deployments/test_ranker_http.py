@@ -17,6 +17,7 @@ import torch
 from models.verbalizer.prompts import Verbalizer
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
+from tests.conftest import deploy_ingress
 
 TINY_RANKER = {"pipeline": "ranker", "ranker": {"examples": 8, "eval_users": 8}}
 
@@ -118,12 +119,7 @@ def impatient(serve_app: str, settings: Settings) -> Iterator[str]:
     """A second ingress whose LLM stage has no time at all, sharing every deployment of the running app."""
     from ray import serve
 
-    from deployments.ingress import Ingress
-
-    handles = [serve.get_deployment_handle(name, app_name="tandem") for name in ("LLMServer", "Candidates", "Trainer")]
-    serve.run(Ingress.options(name="ImpatientIngress").bind(
-        settings.model_copy(update={"ranker_timeout_s": 0.001}), *handles), name="impatient", route_prefix="/impatient")
-    yield f"{serve_app}/impatient"
+    yield deploy_ingress(serve_app, "impatient", settings.model_copy(update={"ranker_timeout_s": 0.001}))
     serve.delete("impatient")
 
 
@@ -188,15 +184,10 @@ def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str
     """An ingress and trainer over an empty database, sharing the running model deployments."""
     from ray import serve
 
-    from deployments.ingress import Ingress
     from deployments.trainer import Trainer
 
     empty = settings.model_copy(update={"database_url": fresh_db})
-    llm, candidates = (serve.get_deployment_handle(n, app_name="tandem") for n in ("LLMServer", "Candidates"))
-    trainer = Trainer.options(name="EmptyTrainer").bind(empty)
-    serve.run(Ingress.options(name="EmptyIngress").bind(empty, llm, candidates, trainer), name="empty",
-              route_prefix="/empty")
-    yield f"{serve_app}/empty"
+    yield deploy_ingress(serve_app, "empty", empty, trainer=Trainer.options(name="EmptyTrainer").bind(empty))
     serve.delete("empty")
 
 

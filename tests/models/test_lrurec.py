@@ -47,6 +47,17 @@ def test_padding_does_not_leak() -> None:
     assert torch.allclose(model.last_scores(left_pad([history], 32)), long, atol=1e-4)
 
 
+def test_training_loss_is_cross_entropy_over_every_labelled_position() -> None:
+    torch.manual_seed(0)
+    model = LRURec(LRURecConfig(num_items=50, hidden=16, max_len=12)).eval()
+    inputs, labels = training_windows([list(range(1, 12)), [5, 7, 9, 11, 13, 15]], max_len=12)
+    logits, loss = model(inputs, labels)
+    full, _ = model(inputs)  # (B, L, num_items + 1) at every position
+    expected = torch.nn.functional.cross_entropy(full.reshape(-1, 51), labels.reshape(-1), ignore_index=0)
+    assert logits.shape == ((labels > 0).sum().item(), 51)
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
 def test_lru_radius_is_initialised_on_the_ring() -> None:
     model = LRURec(LRURecConfig(num_items=10, hidden=32))
     radius = torch.exp(model.blocks[0].lru.log_lambda()).abs()
