@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from models.lrurec.checkpoint import Checkpoint
@@ -27,9 +26,6 @@ class TrainConfig:
     weight_decay: float = 0.01
     patience: int = 20  # epochs without a better validation Recall@10 before stopping
     seed: int = 0
-    # Validation and the saved checkpoint use an exponential moving average of the weights (per step)
-    # when set: on a dataset this small it smooths the epoch-to-epoch noise that early stopping picks from.
-    ema_decay: float | None = None
 
 
 def seed_everything(seed: int) -> None:
@@ -47,8 +43,6 @@ def train(
     started = time.monotonic()
     model = LRURec(model_cfg)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
-    scored = ema.module if ema else model
     inputs, labels = training_windows(seqs.histories, model_cfg.max_len)
     generator = torch.Generator().manual_seed(cfg.seed)
     popularity = seqs.popularity()
@@ -64,13 +58,11 @@ def train(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            if ema:
-                ema.update_parameters(model)
             total += loss.item() * len(idx)
-        val = evaluate(scored, seqs, "val")
+        val = evaluate(model, seqs, "val")
         if val["Recall@10"] > best:
             best, best_epoch = val["Recall@10"], epoch
-            Checkpoint(scored, seqs.item_ids, popularity).save(output)
+            Checkpoint(model, seqs.item_ids, popularity).save(output)
         bar.set_postfix(
             loss=f"{total / len(inputs):.3f}", val_r10=f"{val['Recall@10']:.4f}", best=f"{best:.4f}@{best_epoch}"
         )

@@ -203,3 +203,52 @@ def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
         assert skipped["status"] == "failed" and skipped["error"].startswith("not run: lrurec")
         assert client.get("/v1/train/999999").status_code == 404
         assert client.post("/v1/train", json={"pipeline": "bert"}).status_code == 422
+
+
+def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
+    http: httpx.Client, ranker_run: dict, pg_url: str, tmp_path
+) -> None:
+    import shutil
+    import threading
+    from pathlib import Path
+
+    from db import registry
+
+    copy = tmp_path / "ranker-copy"
+    shutil.copytree(active_artifact(pg_url, "ranker"), copy)
+    version = f"copy-{uuid.uuid4().hex[:8]}"
+    outcomes: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(base_url=str(http.base_url), timeout=120) as c:
+            while not stop.is_set():
+                r = c.post("/v1/recommendations", json={"user_id": "2", "k": 3})
+                outcomes.append((r.status_code, r.json().get("ordered_by")))
+
+    async def register() -> None:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            run_id = await registry.start_run(conn, "ranker", {"copy_of": ranker_run["id"]})
+            await registry.finish_run(conn, run_id, "ranker", version, Path(copy), {})
+        finally:
+            await conn.close()
+
+    threads = [threading.Thread(target=traffic) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(2)
+        asyncio.run(register())
+        deadline = time.monotonic() + 120
+        while http.get("/readyz").json()["models"].get("ranker") != version:
+            assert time.monotonic() < deadline, "the new adapter version never became active"
+            time.sleep(0.5)
+        time.sleep(2)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert outcomes and set(outcomes) == {(200, "llm")}, set(outcomes)
+    served = http.post("/v1/recommendations", json={"user_id": "2", "k": 3}).json()
+    assert served["model_versions"]["ranker"] == version
