@@ -103,6 +103,26 @@ def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
         print(json.dumps(run_evaluation(args.model, args.ratings, url)))
 
 
+def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
+    from db import registry
+    from tandem.jobs.lrurec import new_version
+
+    folder = args.artifact.resolve()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no artifact folder {folder}")
+    metrics_file = folder / "metrics.json"
+    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    version = args.version or new_version()
+
+    async def register(conn) -> dict:
+        run_id = await registry.start_run(conn, args.pipeline, {"registered_from": str(folder)})
+        row = await registry.finish_run(conn, run_id, args.pipeline, version, folder, metrics,
+                                        activate=not args.no_activate)
+        return row.model_dump(exclude={"metrics"})
+
+    print(json.dumps(asyncio.run(_with_connection(settings, register))))
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from tandem.stack import run
 
@@ -173,6 +193,14 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", type=Path, required=True, help="artifact folder")
     ev.add_argument("--ratings", type=Path, help="ratings CSV instead of the database")
     ev.set_defaults(func=cmd_eval_lrurec)
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
+    reg = models.add_parser("register", help="register (and activate) an artifact trained elsewhere")
+    reg.add_argument("pipeline", choices=["lrurec", "ranker", "dpr", "qa", "kobart", "books"])
+    reg.add_argument("artifact", type=Path, help="the artifact folder (LRURec checkpoint or peft adapter)")
+    reg.add_argument("--version", help="version name (default: a timestamp)")
+    reg.add_argument("--no-activate", action="store_true")
+    reg.set_defaults(func=cmd_models_register)
 
     run = sub.add_parser("run", help="start PostgreSQL, Ray and the Serve application; Ctrl-C stops all")
     run.set_defaults(func=cmd_run)

@@ -84,3 +84,22 @@ def test_train_ranker_on_a_saved_lrurec(ratings: Path, tmp_path: Path, project_r
     assert {"adapter_config.json", "adapter_model.safetensors", "metrics.json"} <= {p.name for p in ranker.iterdir()}
     assert json.loads((ranker / "adapter_config.json").read_text())["r"] == 8
     assert "step" in trained.stderr  # the progress bar
+
+
+def test_register_an_artifact_trained_elsewhere(ratings: Path, tmp_path: Path, project_root: Path,
+                                                fresh_db: str) -> None:
+    import os
+
+    model = tmp_path / "model"
+    args = ("--ratings", str(ratings), "--max-epochs", "1", "--hidden", "16", "--max-len", "8", "--output", str(model))
+    assert tandem("train", "lrurec", *args, cwd=project_root).returncode == 0
+    env = {**os.environ, "DATABASE_URL": fresh_db}
+    run = subprocess.run([sys.executable, "-m", "tandem.cli", "models", "register", "lrurec", str(model),
+                          "--version", "imported-1"], cwd=project_root, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stderr
+    row = json.loads(run.stdout)
+    assert (row["pipeline"], row["version"], row["status"], row["artifact_path"]) == (
+        "lrurec", "imported-1", "active", str(model))
+    missing = subprocess.run([sys.executable, "-m", "tandem.cli", "models", "register", "ranker", str(tmp_path / "x")],
+                             cwd=project_root, capture_output=True, text=True, env=env)
+    assert missing.returncode != 0 and "no artifact folder" in missing.stderr and "Traceback" not in missing.stderr
