@@ -83,14 +83,15 @@ class CandidateServer:
                     return ServiceError(status=404, type="not_found_error", param="history", message=str(error))
                 history, comments = request.history, [None] * len(request.history)
             ranked = await self.rank_batch((model, history, request.k))
-            recent = slice(len(history) - request.include_history, None) if request.include_history else slice(0)
-            names = await titles(conn, ranked.item_ids + history[recent])
+            n = request.include_history
+            recent, recent_comments = (history[-n:], comments[-n:]) if n else ([], [])
+            names = await titles(conn, ranked.item_ids + recent)
         return CandidateResponse(
             user_id=request.user_id, model_version=version.version, fallback=ranked.fallback,
             candidates=[Candidate(item_id=i, title=names.get(i), score=s)
                         for i, s in zip(ranked.item_ids, ranked.scores, strict=True)],
             history=[HistoryItem(item_id=i, title=names.get(i), comment=c)
-                     for i, c in zip(history[recent], comments[recent], strict=True)],
+                     for i, c in zip(recent, recent_comments, strict=True)],
         )
 
     def active_version(self) -> str | None:
