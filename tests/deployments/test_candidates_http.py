@@ -59,6 +59,14 @@ def test_explicit_history_gives_what_the_stored_history_gives(http: httpx.Client
     by_user = http.post("/v1/candidates", json={"user_id": "42", "k": 10}).json()
     by_history = http.post("/v1/candidates", json={"history": history_of(http, "42"), "k": 10}).json()
     assert [c["item_id"] for c in by_history["candidates"]] == [c["item_id"] for c in by_user["candidates"]]
+    assert by_user["history"] == []
+
+
+def test_history_tail_comes_with_titles_when_asked(http: httpx.Client, trained: dict) -> None:
+    body = http.post("/v1/candidates", json={"user_id": "42", "k": 5, "include_history": 3}).json()
+    assert [h["item_id"] for h in body["history"]] == history_of(http, "42")[-3:]
+    assert all(h["title"] for h in body["history"])
+    assert http.post("/v1/candidates", json={"user_id": "42", "include_history": 201}).status_code == 422
 
 
 def test_cold_users_get_popular_items_flagged(http: httpx.Client, trained: dict) -> None:
