@@ -32,21 +32,27 @@ class RankerTrainConfig:
 
 
 def load_base(path: str, device: str):
-    """The base LLM for training: 4-bit on GPU where bitsandbytes is present, bf16 otherwise."""
+    """The base LLM for training: 4-bit on GPU where bitsandbytes is present (QLoRA), bf16 otherwise."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path)
     kwargs: dict = {"dtype": torch.bfloat16}
+    quantized = False
     if device == "cuda":
+        kwargs["device_map"] = {"": 0}
         try:
             import bitsandbytes  # noqa: F401
             from transformers import BitsAndBytesConfig
 
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
-            kwargs["device_map"] = {"": 0}
+            quantized = True
         except ImportError:
-            kwargs["device_map"] = {"": 0}
+            pass
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
     return tokenizer, model
 
 
