@@ -22,6 +22,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -113,7 +114,9 @@ async def main(args: argparse.Namespace) -> None:
             for concurrency in (1, 8, 32):
                 n = args.requests if concurrency > 1 else max(4, args.requests // 4)
                 for name, call in variants.items():
-                    rounds.setdefault(f"{name}@{concurrency}", []).append(await measure(call, users, concurrency, n))
+                    result = await measure(call, users, concurrency, n)
+                    rounds.setdefault(f"{name}@{concurrency}", []).append(result)
+                    print(f"{name} @ {concurrency}: {result}", file=sys.stderr, flush=True)
     table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
     for c in (1, 8, 32):
         table[f"ratio@{c}"] = round(table[f"vllm_serve@{c}"]["rankings_per_s"]
