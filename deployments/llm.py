@@ -70,13 +70,17 @@ class LLMServer:
         self._record("completion", started, result)
         return result
 
-    async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
+    async def _counted(self, kind: str, chunks: AsyncIterator) -> AsyncIterator:
         outcome = "ok"
-        async for chunk in self.engine.stream(request):
+        async for chunk in chunks:
             if isinstance(chunk, ServiceError):
                 outcome = "rejected"
             yield chunk
-        self.requests.inc(tags={"kind": "completion_stream", "outcome": outcome})
+        self.requests.inc(tags={"kind": kind, "outcome": outcome})
+
+    async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
+        async for chunk in self._counted("completion_stream", self.engine.stream(request)):
+            yield chunk
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
         started = time.monotonic()
@@ -85,12 +89,8 @@ class LLMServer:
         return result
 
     async def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk | ServiceError]:
-        outcome = "ok"
-        async for chunk in self.engine.chat_stream(request):
-            if isinstance(chunk, ServiceError):
-                outcome = "rejected"
+        async for chunk in self._counted("chat_stream", self.engine.chat_stream(request)):
             yield chunk
-        self.requests.inc(tags={"kind": "chat_stream", "outcome": outcome})
 
     async def rank(self, request: RankRequest) -> RankResult | ServiceError:
         """The verbalizer: candidates ordered by their labels' next-token log-probabilities, one forward pass."""
