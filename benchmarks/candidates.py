@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import random
 import statistics
-import time
 
 import ray
+from closed_loop import measure
 from ray import serve
 
 from db.server import database_url
@@ -28,26 +27,12 @@ from deployments.service_error import ServiceError
 from tandem.settings import Settings
 
 
-async def measure(handle, users: list[str], concurrency: int, requests: int) -> dict:
-    limit = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
+def candidates_call(handle):
+    async def call(user: str) -> None:
+        result = await handle.candidates.remote(CandidateRequest(user_id=user, k=20))
+        assert not isinstance(result, ServiceError), result
 
-    async def one(user: str) -> None:
-        async with limit:
-            started = time.perf_counter()
-            result = await handle.candidates.remote(CandidateRequest(user_id=user, k=20))
-            latencies.append(time.perf_counter() - started)
-            assert not isinstance(result, ServiceError), result
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(random.choice(users)) for _ in range(requests)))
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "candidates_per_s": round(requests / wall, 1),
-        "p50_ms": round(1000 * statistics.median(latencies), 1),
-        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
-    }
+    return call
 
 
 async def run(handles: dict, users: list[str], requests: int, repeats: int) -> dict:
@@ -56,7 +41,8 @@ async def run(handles: dict, users: list[str], requests: int, repeats: int) -> d
         for concurrency in (1, 8, 32):
             for name, handle in handles.items():
                 n = requests if concurrency > 1 else requests // 4
-                rounds.setdefault(f"{name}@{concurrency}", []).append(await measure(handle, users, concurrency, n))
+                rounds.setdefault(f"{name}@{concurrency}", []).append(
+                    await measure(candidates_call(handle), users, concurrency, n, "candidates"))
     table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
     for c in (1, 8, 32):
         table[f"ratio@{c}"] = round(table[f"batched@{c}"]["candidates_per_s"]

@@ -24,11 +24,11 @@ import random
 import statistics
 import sys
 import threading
-import time
 from collections.abc import Awaitable, Callable
 
 import httpx
 import torch
+from closed_loop import measure
 
 from models.verbalizer.prompts import Verbalizer
 from models.verbalizer.scoring import label_logprobs
@@ -74,27 +74,6 @@ def served(client: httpx.AsyncClient) -> Callable[[str, int], Awaitable[None]]:
     return call
 
 
-async def measure(call, users: list[str], concurrency: int, requests: int) -> dict:
-    limit = asyncio.Semaphore(concurrency)
-    latencies: list[float] = []
-
-    async def one(user: str) -> None:
-        async with limit:
-            started = time.perf_counter()
-            await call(user, 10)
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(random.choice(users)) for _ in range(requests)))
-    wall = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "rankings_per_s": round(requests / wall, 2),
-        "p50_ms": round(1000 * statistics.median(latencies), 1),
-        "p99_ms": round(1000 * latencies[int(0.99 * (len(latencies) - 1))], 1),
-    }
-
-
 async def main(args: argparse.Namespace) -> None:
     settings = Settings()
     random.seed(0)
@@ -114,7 +93,7 @@ async def main(args: argparse.Namespace) -> None:
             for concurrency in (1, 8, 32):
                 n = args.requests if concurrency > 1 else max(4, args.requests // 4)
                 for name, call in variants.items():
-                    result = await measure(call, users, concurrency, n)
+                    result = await measure(lambda user, call=call: call(user, 10), users, concurrency, n, "rankings")
                     rounds.setdefault(f"{name}@{concurrency}", []).append(result)
                     print(f"{name} @ {concurrency}: {result}", file=sys.stderr, flush=True)
     table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
