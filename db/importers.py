@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 from rich.progress import Progress
 
+from db.documents import upsert_documents
 from db.interactions import copy_interactions, upsert_items
-from db.records import ItemIn, UserIn
+from db.passages import insert_qa_pairs
+from db.records import DocumentIn, ItemIn, UserIn
 from db.users import upsert_users
 from tandem.ratings_csv import read_items, read_ratings
 
@@ -53,3 +56,41 @@ async def import_ratings(conn: asyncpg.Connection, ratings: Path, items_csv: Pat
             new += await copy_interactions(conn, chunk)
             progress.advance(task, len(chunk))
     return ImportReport(users=len(user_ids), items=len(items), interactions_read=len(rows), interactions_new=new)
+
+
+@dataclass
+class KorQuADReport:
+    documents: int
+    passages: int
+    questions_read: int
+    questions_new: int
+
+
+async def import_korquad(conn: asyncpg.Connection, path: Path) -> KorQuADReport:
+    """A KorQuAD 1.0 file, unmodified: each article a document, its paragraphs the passages, each question
+    with its first answer a qa pair of that document."""
+    articles = json.loads(path.read_text(encoding="utf-8"))["data"]
+    docs, qas, seen = [], [], set()
+    for n, article in enumerate(articles):
+        external_id = f"korquad:{article['title']}"
+        if external_id in seen:
+            external_id = f"{external_id}#{n}"
+        seen.add(external_id)
+        docs.append(DocumentIn(external_id=external_id, title=article["title"],
+                               source=f"KorQuAD 1.0 (CC BY-ND 2.0 KR), {article['title']}",
+                               passages=[p["context"] for p in article["paragraphs"]]))
+        qas += [(qa["question"], qa["answers"][0]["text"], external_id)
+                for p in article["paragraphs"] for qa in p["qas"] if qa["answers"]]
+    with Progress() as progress:
+        task = progress.add_task("documents", total=len(docs))
+        async with conn.transaction():
+            for i in range(0, len(docs), 50):
+                await upsert_documents(conn, docs[i : i + 50])
+                progress.advance(task, len(docs[i : i + 50]))
+        task = progress.add_task("questions", total=len(qas))
+        new = 0
+        for i in range(0, len(qas), 1000):
+            new += await insert_qa_pairs(conn, qas[i : i + 1000])
+            progress.advance(task, len(qas[i : i + 1000]))
+    return KorQuADReport(documents=len(docs), passages=sum(len(d.passages) for d in docs),
+                         questions_read=len(qas), questions_new=new)

@@ -9,6 +9,7 @@ from ray.serve import Application
 from deployments.candidates import CandidateServer
 from deployments.ingress import Ingress
 from deployments.llm import LLMServer
+from deployments.retriever import RetrieverServer
 from deployments.trainer import Trainer
 from tandem.settings import Settings
 
@@ -36,6 +37,14 @@ def build_candidates(settings: Settings) -> Application:
     ).bind(settings)
 
 
+def build_retriever(settings: Settings) -> Application:
+    return RetrieverServer.options(
+        num_replicas=settings.retriever_replicas,
+        ray_actor_options={"num_cpus": 0.5},
+        logging_config=logging_config(settings),
+    ).bind(settings)
+
+
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Entry point for `serve run deployments.app:build_app` and serve_config.yaml.
 
@@ -50,4 +59,5 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     return Ingress.options(
         num_replicas=settings.ingress_replicas,
         logging_config=logging_config(settings),
-    ).bind(settings, build_llm(settings), build_candidates(settings), Trainer.bind(settings))
+    ).bind(settings, build_llm(settings), build_candidates(settings), Trainer.bind(settings),
+           build_retriever(settings))

@@ -29,7 +29,10 @@ async def validation_error(_: Request, exc: RequestValidationError) -> JSONRespo
     for err in exc.errors():
         # A JSON syntax error's location is a character offset, not a field.
         loc = () if err["type"] == "json_invalid" else err["loc"]
-        field = ".".join(str(p) for p in loc if p not in ("body", "query", "path", "header")) or "body"
+        # The first element says where (body, query string, path, header); a field may be called "query" too.
+        if loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]
+        field = ".".join(str(p) for p in loc) or "body"
         fields.append(field)
         problems.append(f"{field}: {err['msg']}")
     return error_response(422, "; ".join(problems), param=fields[0] if fields else None)

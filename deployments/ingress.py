@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ from ray.serve.metrics import Counter
 
 from db import registry
 from db.pool import Database
+from deployments.answer import answer, generation, retrieve_for, sources, unanswered
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
@@ -28,6 +30,7 @@ from deployments.openai_protocol import (
 )
 from deployments.recommend import recommend
 from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
+from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
 from deployments.trainer import TrainAccepted, TrainRequest
 from tandem.settings import Settings
@@ -50,17 +53,24 @@ def service_error_response(error: ServiceError) -> JSONResponse:
     return error_response(error.status, error.message, error.type, error.param)
 
 
+def answered(result):
+    """A deployment's result as the route's answer: a ServiceError becomes its JSON error response."""
+    return service_error_response(result) if isinstance(result, ServiceError) else result
+
+
 # Routing only: no CPU reserved, so the ingress fits beside the models on a small node.
 @serve.deployment(name="Ingress", max_ongoing_requests=256, ray_actor_options={"num_cpus": 0})
 @serve.ingress(app)
 class Ingress:
     async def __init__(
-        self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle, trainer: DeploymentHandle
+        self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle, trainer: DeploymentHandle,
+        retriever: DeploymentHandle,
     ):
         self.settings = settings
         self.llm = llm
         self.candidates_server = candidates
         self.trainer = trainer
+        self.retriever = retriever
         self.fallbacks = Counter("tandem_recommendation_fallbacks",
                                  description="Recommendations answered in LRURec's order because the LLM stage failed.")
         self.db = Database(
@@ -99,6 +109,12 @@ class Ingress:
             checks["candidates"] = "ok"
         except Exception as exc:
             checks["candidates"] = f"not ready: {type(exc).__name__} {exc}".strip()
+        try:
+            status = await asyncio.wait_for(self.retriever.status.remote(), READY_TIMEOUT_S)
+            models["index"] = status["index"]
+            checks["retriever"] = "ok"
+        except Exception as exc:
+            checks["retriever"] = f"not ready: {type(exc).__name__} {exc}".strip()
         ready = all(v == "ok" for v in checks.values())
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
         body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models}
@@ -111,10 +127,7 @@ class Ingress:
         summary="LRURec top-k candidates for a user id or an explicit history, the history excluded.",
     )
     async def candidates(self, request: CandidateRequest):
-        result = await self.candidates_server.candidates.remote(request)
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        return result
+        return answered(await self.candidates_server.candidates.remote(request))
 
     @app.post(
         "/v1/recommendations",
@@ -132,6 +145,65 @@ class Ingress:
         return result
 
     @app.post(
+        "/v1/retrieve",
+        response_model=RetrieveResponse,
+        responses={code: {"model": ErrorResponse} for code in (422, 503)},
+        summary="Passages for a query: dense (DPR + FAISS), sparse (BM25) or hybrid (reciprocal-rank fusion).",
+    )
+    async def retrieve(self, request: RetrieveRequest):
+        return answered(await self.retriever.retrieve.remote(request))
+
+    @app.post(
+        "/v1/qa",
+        response_model=QAResponse,
+        responses={code: {"model": ErrorResponse} for code in (400, 422, 503)},
+        summary="Answer a question from retrieved passages with the `qa` adapter; `stream: true` for events "
+                "(passages first, then the answer's text, then the model used).",
+    )
+    async def qa(self, request: QARequest):
+        try:
+            if request.stream:
+                return await self._qa_events(request)
+            result = await asyncio.wait_for(answer(request, self.settings, self.retriever, self.llm),
+                                            timeout=self.settings.qa_timeout_s)
+        except asyncio.TimeoutError:
+            return error_response(503, f"answering took longer than {self.settings.qa_timeout_s:g} s",
+                                  "service_unavailable")
+        if isinstance(result, ServiceError):
+            return service_error_response(result)
+        return result
+
+    async def _qa_events(self, request: QARequest):
+        retrieved = await retrieve_for(request, self.settings, self.retriever)
+        if isinstance(retrieved, ServiceError):
+            return service_error_response(retrieved)
+        found, relevant = retrieved
+
+        async def events() -> AsyncIterator[str]:
+            if not relevant:
+                yield f"data: {unanswered(request, found).model_dump_json()}\n\n"
+                yield "data: [DONE]\n\n"
+                return
+            yield "data: " + json.dumps({"passages": [p.model_dump() for p in relevant], "mode": found.mode,
+                                         "fallback": found.fallback}, ensure_ascii=False) + "\n\n"
+            async for piece in generation(request, relevant, self.llm):
+                if isinstance(piece, ServiceError):
+                    error = ErrorResponse(error=ErrorBody(message=piece.message, type=piece.type))
+                    yield f"data: {error.model_dump_json()}\n\n"
+                    break
+                if piece.finished:
+                    used = relevant[: piece.passages_used]
+                    yield "data: " + json.dumps({"model": piece.model, "adapter_version": piece.adapter_version,
+                                                 "sources": sources(used), "passages_used": len(used),
+                                                 "completion_tokens": piece.completion_tokens},
+                                                ensure_ascii=False) + "\n\n"
+                else:
+                    yield "data: " + json.dumps({"text": piece.text}, ensure_ascii=False) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post(
         "/v1/train",
         status_code=202,
         response_model=TrainAccepted,
@@ -139,10 +211,7 @@ class Ingress:
         summary="Retrain from the current database without blocking serving; poll GET /v1/train/{id}.",
     )
     async def train(self, request: TrainRequest):
-        result = await self.trainer.submit.remote(request)
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        return result
+        return answered(await self.trainer.submit.remote(request))
 
     @app.get(
         "/v1/train/{run_id}",
@@ -171,10 +240,7 @@ class Ingress:
     async def chat_completions(self, request: ChatCompletionRequest):
         if request.stream:
             return await self._events(self.llm.options(stream=True).chat_stream.remote(request))
-        result = await self.llm.chat.remote(request)
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        return result
+        return answered(await self.llm.chat.remote(request))
 
     @app.post(
         "/v1/completions",
@@ -185,10 +251,7 @@ class Ingress:
     async def completions(self, request: CompletionRequest):
         if request.stream:
             return await self._events(self.llm.options(stream=True).completions_stream.remote(request))
-        result = await self.llm.completions.remote(request)
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        return result
+        return answered(await self.llm.completions.remote(request))
 
     async def _events(self, chunks):
         """Server-sent events from a streaming handle call."""

@@ -20,7 +20,9 @@ from deployments.openai_protocol import (
     CompletionResponse,
 )
 from deployments.recommend_protocol import RankRequest, RankResult
+from deployments.retriever_protocol import QAGeneration, QAPrompt
 from deployments.service_error import ServiceError
+from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer
 from tandem.settings import Settings
 
@@ -38,6 +40,7 @@ class LLMServer:
         self.model_name = self.engine.model_name
         # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
         self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
+        self.qa_prompter = QAPrompter(self.engine.tokenizer, settings.qa_max_context_tokens)
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
@@ -109,6 +112,35 @@ class LLMServer:
                                 adapter_version=version, prompt_tokens=len(prompt))
         self._record("rank", started, result)
         return result
+
+    async def answer(self, request: QAPrompt) -> AsyncIterator[QAGeneration | ServiceError]:
+        """The `qa` adapter (the base model until one is trained) answering from passages, streamed: text
+        deltas, then a last item with the token counts."""
+        started, text = time.monotonic(), []
+        adapter = "qa" if "qa" in self.engine.adapters else None
+        model = f"{self.model_name}:qa" if adapter else self.model_name
+        version = self.adapters.versions["qa"].version if adapter and "qa" in self.adapters.versions else None
+        prompt, used = self.qa_prompter.prompt_ids(
+            request.question, [Context(p.text, p.source) for p in request.passages])
+        completion = None
+        try:
+            async for c, delta in self.engine.greedy(prompt, request.max_tokens, self.engine.adapters.get(adapter)):
+                completion = c
+                text.append(delta)
+                if delta:
+                    yield QAGeneration(text=delta, model=model, adapter_version=version, prompt_tokens=len(prompt),
+                                       completion_tokens=0, passages_used=used)
+        except self.engine.client_errors as exc:
+            error = ServiceError(status=400, param="question", message=str(exc))
+            self.requests.inc(tags={"kind": "answer", "outcome": "rejected"})
+            yield error
+            return
+        tokens = len(completion.token_ids) if completion else 0
+        self.tokens.inc(tokens)
+        self.requests.inc(tags={"kind": "answer", "outcome": "ok"})
+        self.latency.observe(time.monotonic() - started, tags={"kind": "answer"})
+        yield QAGeneration(text="", model=model, adapter_version=version, prompt_tokens=len(prompt),
+                           completion_tokens=tokens, passages_used=used, finished=True)
 
     def models(self) -> list[str]:
         return self.engine.model_ids()

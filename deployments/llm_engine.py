@@ -76,7 +76,7 @@ class LLMEngine:
 
             stat_loggers.append(RayPrometheusStatLogger)
         # Errors caused by the request itself, e.g. a prompt longer than max_model_len: HTTP 400.
-        self._client_errors = (ValueError, VLLMClientError)
+        self.client_errors = (ValueError, VLLMClientError)
         self.model_name = settings.llm_name
         # The HF tokenizer renders chat templates and verbalizer prompts; vLLM is given token ids or text.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
@@ -179,7 +179,7 @@ class LLMEngine:
         params = self._sampling_params(request, request.logprobs)
         try:
             outputs = await asyncio.gather(*(self._final(p, params, lora) for p in request.prompts))
-        except self._client_errors as exc:
+        except self.client_errors as exc:
             return ServiceError(status=400, message=str(exc), param="prompt")
         choices = [self._choice(i * request.n + c.index, c, c.text)
                    for i, (_, completions) in enumerate(outputs) for c in completions]
@@ -198,7 +198,7 @@ class LLMEngine:
                 async for c, delta in self._deltas(prompt, params, lora):
                     choice = self._choice(i * request.n + c.index, c, delta)
                     yield CompletionResponse(id=response_id, model=model, choices=[choice], usage=Usage())
-        except self._client_errors as exc:
+        except self.client_errors as exc:
             yield ServiceError(status=400, message=str(exc), param="prompt")
 
     def _chat_prompt(self, request: ChatCompletionRequest) -> str:
@@ -211,7 +211,7 @@ class LLMEngine:
             return lora
         try:
             final = await self._final(self._chat_prompt(request), self._sampling_params(request), lora)
-        except self._client_errors as exc:
+        except self.client_errors as exc:
             return ServiceError(status=400, message=str(exc), param="messages")
         choices = [ChatChoice(index=c.index, message=ChatMessage(role="assistant", content=c.text),
                               finish_reason=c.finish_reason) for c in final[1]]
@@ -232,8 +232,17 @@ class LLMEngine:
                 choice = ChatChunkChoice(index=c.index, delta=ChatDelta(role=role, content=delta),
                                          finish_reason=c.finish_reason)
                 yield ChatCompletionChunk(id=response_id, model=model, choices=[choice])
-        except self._client_errors as exc:
+        except self.client_errors as exc:
             yield ServiceError(status=400, message=str(exc), param="messages")
+
+    async def greedy(self, prompt_ids: list[int], max_tokens: int, lora: LoRARequest | None) -> AsyncIterator:
+        """(choice, new text) per step of a greedy continuation of token ids: grounded answers, reproducible."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
+        async for c, delta in self._deltas(TokensPrompt(prompt_token_ids=prompt_ids), params, lora):
+            yield c, delta
 
     # --- scoring ---------------------------------------------------------------------------------
     async def label_logprobs(

@@ -23,10 +23,11 @@ T = TypeVar("T")
 
 
 class VersionWatch:
-    """Calls `refresh()` at start, on every NOTIFY for one of `pipelines`, and every `poll_s` seconds."""
+    """Calls `refresh()` at start, on every NOTIFY for one of `pipelines` (and any NOTIFY on `channels`), and
+    every `poll_s` seconds."""
 
-    def __init__(self, db: Database, pipelines: list[str], poll_s: float):
-        self.db, self.pipelines, self.poll_s = db, pipelines, poll_s
+    def __init__(self, db: Database, pipelines: list[str], poll_s: float, channels: tuple[str, ...] = ()):
+        self.db, self.pipelines, self.poll_s, self.channels = db, pipelines, poll_s, channels
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -46,6 +47,8 @@ class VersionWatch:
             try:
                 conn = await asyncpg.connect(self.db.url, timeout=5)
                 await conn.add_listener(registry.CHANNEL, self._notified)
+                for channel in self.channels:
+                    await conn.add_listener(channel, lambda *_: self._wake.set())
                 while not conn.is_closed():
                     try:
                         await asyncio.wait_for(self._wake.wait(), timeout=self.poll_s)

@@ -103,6 +103,62 @@ def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
         print(json.dumps(run_evaluation(args.model, args.ratings, url)))
 
 
+def cmd_db_import_korquad(settings: Settings, args: argparse.Namespace) -> None:
+    from db.importers import import_korquad
+
+    path = args.path or settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"
+    report = asyncio.run(_with_connection(settings, lambda conn: import_korquad(conn, path)))
+    print(json.dumps(dataclasses.asdict(report)))
+
+
+def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from models.dpr.train import DPRTrainConfig
+    from tandem.jobs.retrieval import DPRRequest, run_dpr_training
+
+    request = DPRRequest(
+        holdout=args.holdout, split_seed=args.split_seed, hard_negatives=not args.no_hard_negatives,
+        max_questions=args.max_questions, output=args.output, build_index=not args.no_index,
+        activate=not args.no_activate,
+        train=DPRTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or settings.dpr_lr,
+                             seed=args.seed),
+    )
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        metrics = run_dpr_training(settings, request, url)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}))
+
+
+def cmd_train_qa(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from models.lora import LoRATrainConfig
+    from tandem.jobs.qa import QAAdapterRequest, run_qa_training
+
+    request = QAAdapterRequest(
+        examples=args.examples, holdout=args.holdout, activate=not args.no_activate,
+        train=LoRATrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
+    )
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        print(json.dumps(run_qa_training(settings, request, url)))
+
+
+def cmd_index_build(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from tandem.jobs.retrieval import run_index_build
+
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        print(json.dumps(run_index_build(settings, url, args.dpr)))
+
+
+def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from tandem.jobs.retrieval import run_retrieval_eval
+
+    modes = ["dense", "sparse", "hybrid"] if args.mode == "all" else [args.mode]
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        print(json.dumps(run_retrieval_eval(settings, url, modes, args.dpr, args.holdout, args.split_seed,
+                                            args.max_questions)))
+
+
 def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
     from db import registry
     from tandem.jobs.lrurec import new_version
@@ -130,11 +186,12 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from models.dpr.train import DPRTrainConfig
     from models.lrurec.train import TrainConfig
     from models.verbalizer.data import DEFAULT_EXAMPLES
     from models.verbalizer.train import RankerTrainConfig
 
-    TRAIN_DEFAULTS, RANKER_DEFAULTS = TrainConfig(), RankerTrainConfig()
+    TRAIN_DEFAULTS, RANKER_DEFAULTS, DPR_DEFAULTS = TrainConfig(), RankerTrainConfig(), DPRTrainConfig()
     p = argparse.ArgumentParser(prog="tandem", description="Tandem: two-stage ML pipelines on Ray Serve.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -153,6 +210,11 @@ def parser() -> argparse.ArgumentParser:
     gen.add_argument("--ratings", type=Path, required=True)
     gen.add_argument("--items", type=Path)
     gen.set_defaults(func=cmd_db_import)
+
+    kq = db.add_parser("import-korquad", help="KorQuAD 1.0 JSON: articles as documents, paragraphs as passages, "
+                       "questions as qa pairs")
+    kq.add_argument("path", type=Path, nargs="?", help="default: the KorQuAD 1.0 dev file under the data folder")
+    kq.set_defaults(func=cmd_db_import_korquad)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     lru = train.add_parser("lrurec", help="LRURec candidate generator; from the database unless --ratings")
@@ -188,15 +250,52 @@ def parser() -> argparse.ArgumentParser:
     rk.add_argument("--no-activate", action="store_true", help="register the adapter without serving it")
     rk.set_defaults(func=cmd_train_ranker)
 
+    dpr = train.add_parser("dpr", help="DPR dual encoder on the database's qa pairs, then its FAISS index")
+    dpr.add_argument("--holdout", type=float, default=0.2, help="share of documents held out for evaluation")
+    dpr.add_argument("--split-seed", type=int, default=0)
+    dpr.add_argument("--max-questions", type=int, help="train on the first N training questions")
+    dpr.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only (no BM25 ones)")
+    dpr.add_argument("--epochs", type=int, default=DPR_DEFAULTS.epochs)
+    dpr.add_argument("--batch-size", type=int, default=DPR_DEFAULTS.batch_size)
+    dpr.add_argument("--lr", type=float, help="default: TANDEM_DPR_LR")
+    dpr.add_argument("--seed", type=int, default=DPR_DEFAULTS.seed)
+    dpr.add_argument("--output", type=Path, help="encoder folder (default var/artifacts/dpr/<version>)")
+    dpr.add_argument("--no-index", action="store_true", help="do not build the index afterwards")
+    dpr.add_argument("--no-activate", action="store_true")
+    dpr.set_defaults(func=cmd_train_dpr)
+
+    qa = train.add_parser("qa-adapter", help="LoRA adapter of the LLM for answering from retrieved passages")
+    qa.add_argument("--examples", type=int, default=64, help="question-answer pairs to train on")
+    qa.add_argument("--holdout", type=float, default=0.2, help="share of documents kept out of training")
+    qa.add_argument("--epochs", type=int, default=RANKER_DEFAULTS.epochs)
+    qa.add_argument("--batch-size", type=int, default=RANKER_DEFAULTS.batch_size)
+    qa.add_argument("--lr", type=float, default=RANKER_DEFAULTS.lr)
+    qa.add_argument("--seed", type=int, default=RANKER_DEFAULTS.seed)
+    qa.add_argument("--no-activate", action="store_true")
+    qa.set_defaults(func=cmd_train_qa)
+
+    index = sub.add_parser("index", help="the retrieval index").add_subparsers(dest="action", required=True)
+    ib = index.add_parser("build", help="chunk, encode and index every passage (FAISS kind from TANDEM_INDEX_KIND)")
+    ib.add_argument("--dpr", type=Path, help="DPR encoder folder (default: the active version)")
+    ib.set_defaults(func=cmd_index_build)
+
     evaluate = sub.add_parser("eval", help="evaluate a saved model").add_subparsers(dest="model", required=True)
     ev = evaluate.add_parser("lrurec", help="test metrics of a saved LRURec (full ranking, history excluded)")
     ev.add_argument("--model", type=Path, required=True, help="artifact folder")
     ev.add_argument("--ratings", type=Path, help="ratings CSV instead of the database")
     ev.set_defaults(func=cmd_eval_lrurec)
 
+    er = evaluate.add_parser("retrieval", help="top-1/5/10/20 accuracy and MRR@10 on held-out questions")
+    er.add_argument("--mode", choices=["dense", "sparse", "hybrid", "all"], default="all")
+    er.add_argument("--dpr", type=Path, help="DPR encoder folder to index with (default: the active index)")
+    er.add_argument("--holdout", type=float, default=0.2)
+    er.add_argument("--split-seed", type=int, default=0)
+    er.add_argument("--max-questions", type=int, help="evaluate the first N held-out questions")
+    er.set_defaults(func=cmd_eval_retrieval)
+
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
     reg = models.add_parser("register", help="register (and activate) an artifact trained elsewhere")
-    reg.add_argument("pipeline", choices=["lrurec", "ranker", "dpr", "qa", "kobart", "books"])
+    reg.add_argument("pipeline", choices=["lrurec", "ranker", "dpr", "index", "qa", "kobart", "books"])
     reg.add_argument("artifact", type=Path, help="the artifact folder (LRURec checkpoint or peft adapter)")
     reg.add_argument("--version", help="version name (default: a timestamp)")
     reg.add_argument("--no-activate", action="store_true")
@@ -213,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     try:
         args.func(settings, args)
-    except (ValueError, FileNotFoundError) as exc:  # bad input files or options: say what, no traceback
+    except (ValueError, LookupError, FileNotFoundError) as exc:  # bad input or missing models: say what, no traceback
         raise SystemExit(f"tandem: error: {exc}") from exc
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -31,3 +32,7 @@ def configure_logging(level: str = "WARNING") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Libraries that pin their own loggers at DEBUG (bm25s does, on import) still stop at the handler.
+    handler.setLevel(level.upper())
+    # Per-file bars of Hugging Face loads and saves say nothing about progress; our own bars stay.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

@@ -6,14 +6,18 @@ Values come from `TANDEM_*` environment variables (and an optional `.env`);
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.lora import LoRATrainConfig
 from models.verbalizer.prompts import VerbalizerConfig
+
+C = TypeVar("C", bound=LoRATrainConfig)
 
 # Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
 _DEFAULT_VAR = Path("var")
@@ -77,10 +81,11 @@ class Settings(BaseSettings):
     verbalizer_max_prompt_tokens: int = Field(default=1024, ge=64)
     ranker_candidates: int = Field(default=20, ge=2, le=26, description="LRURec candidates the LLM reorders.")
     ranker_timeout_s: float = Field(default=10.0, gt=0, description="Past this, LRURec's order is returned.")
-    ranker_lora_r: int = Field(default=8, ge=1)
-    ranker_lora_alpha: int = Field(default=16, ge=1)
-    ranker_lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    ranker_lora_target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
+    # The shape of every LoRA adapter trained here (ranker, qa); serving needs llm_max_lora_rank >= lora_r.
+    lora_r: int = Field(default=8, ge=1)
+    lora_alpha: int = Field(default=16, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
     train_num_cpus: float = Field(
         default=0.5, gt=0, description="CPUs a training task asks Ray for; half a core fits beside the models here."
     )
@@ -93,6 +98,36 @@ class Settings(BaseSettings):
     bart_model: str = Field(
         default="", description="HF id or folder; empty means the local small BART (prod: gogamza/kobart-base-v1)."
     )
+
+    # --- retrieval (DPR + FAISS + BM25) -----------------------------------------
+    chunk_tokens: int = Field(default=100, ge=8, description="Encoder tokens per indexed chunk of a passage.")
+    dpr_max_question_tokens: int = Field(default=64, ge=8)
+    dpr_max_passage_tokens: int = Field(default=128, ge=8, description="Covers a chunk plus special tokens.")
+    dpr_pooling: Literal["cls", "mean"] = Field(
+        default="mean", description="cls as in DPR for a pretrained BERT; mean for the small one trained from scratch."
+    )
+    dpr_lr: float = Field(default=3e-4, gt=0, description="3e-4 for the small local BERT; 2e-5 for klue/bert-base.")
+    index_kind: Literal["flat", "hnsw", "ivfpq"] = Field(
+        default="flat", description="Exact inner product for small collections; hnsw or ivfpq for large ones."
+    )
+    index_hnsw_m: int = Field(default=32, ge=4)
+    index_hnsw_ef_search: int = Field(default=64, ge=1)
+    index_ivf_lists: int = Field(default=1024, ge=1)
+    index_ivf_probe: int = Field(default=16, ge=1)
+    index_pq_subquantizers: int = Field(default=16, ge=1)
+    rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank fusion constant.")
+    retriever_replicas: int = Field(default=1, ge=1)
+    retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
+    retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
+
+    # --- question answering (retrieval + the qa adapter) ------------------------
+    qa_top_k: int = Field(default=3, ge=1, le=10, description="Passages put in the prompt.")
+    qa_max_context_tokens: int = Field(default=768, ge=32, description="LLM tokens the passages may take.")
+    qa_min_dense_score: float | None = Field(
+        default=None, description="A passage sharing no term with the question counts as relevant only at or "
+        "above this dense score; unset, only passages that share a term do.",
+    )
+    qa_timeout_s: float = Field(default=120.0, gt=0)
 
     @field_validator("var_dir", "data_dir")
     @classmethod
@@ -128,6 +163,11 @@ class Settings(BaseSettings):
             max_title_tokens=self.verbalizer_max_title_tokens, max_prompt_tokens=self.verbalizer_max_prompt_tokens,
             num_candidates=self.ranker_candidates,
         )
+
+    def lora_shape(self, cfg: C) -> C:
+        """`cfg` with the adapter shape of these settings, so training and serving agree on it."""
+        return replace(cfg, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                       target_modules=list(self.lora_target_modules))
 
     @property
     def bert_path(self) -> str:

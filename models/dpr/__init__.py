@@ -1,1 +1,1 @@
-"""The DPR dual encoder, passage chunking and the FAISS/BM25 retrievers (issue 6)."""
+"""DPR retrieval: a dual BERT encoder, chunking, a FAISS index, BM25 over Korean morphemes, and their fusion."""

@@ -8,7 +8,7 @@ version in the database or a folder. Trained from the database, the adapter is r
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -68,9 +68,7 @@ async def _db_titles(url: str, item_ids: list[str]) -> dict[str, str]:
 
 def settings_config(settings: Settings, request: RankerRequest) -> tuple[RankerTrainConfig, VerbalizerConfig]:
     """The LoRA shape and the prompt come from settings, so training and serving agree on them."""
-    lora = replace(request.train, lora_r=settings.ranker_lora_r, lora_alpha=settings.ranker_lora_alpha,
-                   lora_dropout=settings.ranker_lora_dropout, target_modules=list(settings.ranker_lora_target_modules))
-    return lora, settings.verbalizer
+    return settings.lora_shape(request.train), settings.verbalizer
 
 
 def run_ranker_training(

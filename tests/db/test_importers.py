@@ -6,7 +6,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.importers import import_ratings
+from db.importers import import_korquad, import_ratings
 from db.migrate import migrate
 from tandem.settings import Settings
 
@@ -64,3 +64,26 @@ def test_bad_csv_names_the_problem(fresh_db: str, tmp_path: Path) -> None:
     bad_time.write_text("user_id,item_id,timestamp\n1,2,yesterday\n")
     with pytest.raises(ValueError, match=r"b.csv:2"):
         asyncio.run(_import(fresh_db, bad_time, None))
+
+
+def test_korquad_import_keeps_articles_paragraphs_and_questions(fresh_db: str, base_settings: Settings) -> None:
+    async def run():
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await migrate(conn)
+            path = base_settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"
+            first, second = await import_korquad(conn, path), await import_korquad(conn, path)
+            counts = await conn.fetchrow("SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM passages), "
+                                         "(SELECT count(*) FROM qa_pairs)")
+            pair = await conn.fetchrow("""SELECT q.answer, d.external_id FROM qa_pairs q JOIN documents d
+                                          ON d.id = q.document_id WHERE q.question LIKE '임종석이 여의도%'""")
+            return first, second, tuple(counts), pair
+        finally:
+            await conn.close()
+
+    first, second, counts, pair = asyncio.run(run())
+    assert (first.documents, first.passages, first.questions_read) == (140, 964, 5774)
+    # A few questions repeat with the same answer in the same article: stored once.
+    assert counts == (140, 964, first.questions_new) and first.questions_new > 5700
+    assert second.questions_new == 0
+    assert tuple(pair) == ("1989년 2월 15일", "korquad:임종석")

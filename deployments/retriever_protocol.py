@@ -1,0 +1,77 @@
+"""Request and response bodies of retrieval and question answering."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["dense", "sparse", "hybrid"]
+MAX_QUERY_CHARS = 2000
+
+
+class RetrieveRequest(BaseModel):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")
+    top_k: int = Field(default=5, ge=1, le=50)
+    mode: Mode = "hybrid"
+
+
+class RetrievedPassage(BaseModel):
+    passage_id: int
+    document_id: str = Field(description="The document's external id.")
+    title: str
+    source: str | None
+    text: str = Field(description="The whole passage, whichever of its chunks matched.")
+    score: float = Field(description="The score the order is by: RRF in hybrid mode, else the mode's own.")
+    dense_score: float | None = None
+    dense_rank: int | None = None
+    sparse_score: float | None = None
+    sparse_rank: int | None = None
+
+
+class RetrieveResponse(BaseModel):
+    query: str
+    mode: Mode = Field(description="The mode used; hybrid falls back to sparse while no dense index exists.")
+    passages: list[RetrievedPassage]
+    index_version: str | None = Field(description="The dense index served; null when only BM25 is available.")
+    fallback: str | None = Field(default=None, description="Why the requested mode was not used, if it was not.")
+
+
+class QARequest(BaseModel):
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")
+    top_k: int = Field(default=3, ge=1, le=10, description="Passages given to the LLM.")
+    mode: Mode = "hybrid"
+    max_tokens: int = Field(default=256, ge=1, le=2048)
+    stream: bool = False
+
+
+class QAPrompt(BaseModel):
+    """What the LLM deployment needs to answer: the question and the passages, in the template's slots."""
+
+    question: str
+    passages: list[RetrievedPassage]
+    max_tokens: int
+
+
+class QAGeneration(BaseModel):
+    """One streamed piece of an answer; the last one has `finished` and the token counts."""
+
+    text: str
+    model: str = Field(description="`base:qa` when the qa adapter is served, else the base model.")
+    adapter_version: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    passages_used: int = Field(description="Passages that fitted the prompt's context budget.")
+    finished: bool = False
+
+
+class QAResponse(BaseModel):
+    question: str
+    answer: str
+    answered: bool = Field(description="False when no relevant passage was found and the LLM was not asked.")
+    passages: list[RetrievedPassage]
+    sources: list[str] = Field(description="Distinct sources of the passages given to the LLM, in order.")
+    model: str | None = Field(description="The model that wrote the answer; null when none was asked.")
+    adapter_version: str | None
+    mode: Mode
+    fallback: str | None = None

@@ -1,0 +1,105 @@
+"""LoRA fine-tuning of the base LLM with peft, shared by the adapters (ranker, qa): base loading (QLoRA on
+GPU, bf16 on CPU) and the training loop over (input ids, labels) pairs whose prompt positions are -100."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+Pair = tuple[list[int], list[int]]
+
+
+@dataclass
+class LoRATrainConfig:
+    epochs: int = 1
+    batch_size: int = 4
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    seed: int = 0
+
+
+def load_base(path: str, device: str):
+    """The base LLM for training: 4-bit on GPU where bitsandbytes is present (QLoRA), bf16 otherwise."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    kwargs: dict = {"dtype": torch.bfloat16}
+    quantized = False
+    if device == "cuda":
+        kwargs["device_map"] = {"": 0}
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.bfloat16)
+            quantized = True
+        except ImportError:
+            pass
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if quantized:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return tokenizer, model
+
+
+def pad_id_of(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def collate(pairs: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(ids) for ids, _ in pairs)
+    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(pairs), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(pairs), width), dtype=torch.long)
+    for row, (x, y) in enumerate(pairs):
+        ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def with_adapter(model, cfg: LoRATrainConfig):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(cfg.seed)  # the adapter's initial weights
+    return get_peft_model(model, LoraConfig(
+        task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.target_modules,
+    ))
+
+
+def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, pad_id: int, name: str, progress: bool = True,
+        on_step: Callable[..., None] | None = None) -> dict:
+    """Train the adapter's parameters; returns the step count and the mean loss of the first and last 20 steps."""
+    if not pairs:
+        raise ValueError("no training examples")
+    rng = random.Random(cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    batches = []
+    for _ in range(cfg.epochs):
+        order = list(pairs)
+        rng.shuffle(order)
+        batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    bar = tqdm(batches, desc=name, unit="step", disable=not progress)
+    losses = []
+    for step, batch in enumerate(bar, start=1):
+        model.train()
+        inputs = {k: v.to(model.device) for k, v in collate(batch, pad_id).items()}
+        loss = model(**inputs).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
+        if on_step:
+            on_step(unit="step", step=step, total=len(batches), loss=round(losses[-1], 4))
+    return {"steps": len(batches), "first_loss": round(sum(losses[:20]) / len(losses[:20]), 4),
+            "last_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4)}

@@ -1,0 +1,164 @@
+"""`tandem train dpr`, `tandem index build` and `tandem eval retrieval`, on the collection in the database.
+
+Questions are split by document (`holdout` of the documents held out, seeded): training uses only the
+training side, evaluation only the held-out side, and both retrieve over the whole collection. A trained
+encoder is registered as the `dpr` pipeline and the index built with it as the `index` pipeline, which the
+retriever deployment serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from models.dpr.chunking import chunk_passages
+from models.dpr.data import QARecord, split_by_document, training_examples
+from models.dpr.dense_index import IndexConfig
+from models.dpr.encoder import DualEncoder
+from models.dpr.evaluate import retrieval_metrics
+from models.dpr.retriever import DenseSide, Mode, Passage, Retriever, build_dense
+from models.dpr.sparse_index import SparseIndex
+from models.dpr.train import DPRTrainConfig, train
+from tandem.jobs import registered
+from tandem.jobs.lrurec import new_version
+from tandem.settings import Settings
+
+DPR, INDEX = "dpr", "index"
+
+
+@dataclass
+class DPRRequest:
+    holdout: float = 0.2
+    split_seed: int = 0
+    hard_negatives: bool = True
+    max_questions: int | None = None  # None: every training question
+    output: Path | None = None
+    train: DPRTrainConfig = field(default_factory=DPRTrainConfig)
+    build_index: bool = True
+    activate: bool = True
+
+
+@dataclass
+class Collection:
+    passages: list[Passage]
+    questions: list[QARecord]
+
+
+async def _read_collection(url: str) -> Collection:
+    import asyncpg
+
+    from db import passages
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        return Collection([Passage(**r) for r in await passages.passages(conn)],
+                          [QARecord(**r) for r in await passages.qa_pairs(conn)])
+    finally:
+        await conn.close()
+
+
+def read_collection(url: str) -> Collection:
+    return asyncio.run(_read_collection(url))
+
+
+def index_config(settings: Settings) -> IndexConfig:
+    return IndexConfig(kind=settings.index_kind, hnsw_m=settings.index_hnsw_m, ivf_lists=settings.index_ivf_lists,
+                       pq_subquantizers=settings.index_pq_subquantizers, ivf_probe=settings.index_ivf_probe,
+                       hnsw_ef_search=settings.index_hnsw_ef_search)
+
+
+def _hard_negatives(records: list[QARecord], chunks, top: int = 5) -> dict[str, str]:
+    """The best BM25 chunk that does not hold the answer, per question (DPR's hard negatives)."""
+    sparse = SparseIndex([c.text for c in chunks], list(range(len(chunks))))
+    found = {}
+    for record, hits in zip(records, sparse.search([r.question for r in records], top), strict=True):
+        negative = next((chunks[i].text for i, _ in hits if record.answer not in chunks[i].text), None)
+        if negative is not None:
+            found[record.question] = negative
+    return found
+
+
+def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: int | None = None) -> dict:
+    collection = read_collection(url)
+    train_records, _ = split_by_document(collection.questions, request.holdout, request.split_seed)
+    if request.max_questions is not None:
+        train_records = train_records[: request.max_questions]
+    model = DualEncoder.from_base(settings.bert_path, max_question_tokens=settings.dpr_max_question_tokens,
+                                  max_passage_tokens=settings.dpr_max_passage_tokens, pooling=settings.dpr_pooling)
+    chunks = chunk_passages([(p.id, p.text) for p in collection.passages], model.tokenizer, settings.chunk_tokens)
+    document_of = {p.id: p.document for p in collection.passages}
+    by_document: dict[str, list] = {}
+    for c in chunks:
+        by_document.setdefault(document_of[c.passage_id], []).append(c)
+    negatives = _hard_negatives(train_records, chunks) if request.hard_negatives else None
+    examples = training_examples(train_records, by_document, negatives)
+    version = new_version()
+    output = request.output or settings.artifacts_dir / DPR / version
+    params = {"base": settings.bert_path, "questions": len(train_records), "examples": len(examples),
+              "holdout": request.holdout, "split_seed": request.split_seed,
+              "hard_negatives": request.hard_negatives, "train": asdict(request.train)}
+    result = registered.run(url, DPR, params, version, output,
+                            lambda report: train(model, examples, request.train, output, on_epoch=report),
+                            request.activate, run_id)
+    if request.build_index:
+        result["index"] = run_index_build(settings, url, output, activate=request.activate)
+    return result
+
+
+def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activate: bool = True) -> dict:
+    """Chunk and encode every passage with the given (default: active) DPR encoder and register the index."""
+    dpr = dpr or registered.active_artifact(url, DPR)
+    if dpr is None:
+        raise LookupError("no DPR encoder is registered: run `tandem train dpr` first")
+    collection = read_collection(url)
+    config = index_config(settings)
+    version = new_version()
+    output = settings.artifacts_dir / INDEX / version
+
+    def build(report) -> dict:
+        report(stage="encoding", passages=len(collection.passages))
+        dense = build_dense(DualEncoder.load(dpr), collection.passages, config, settings.chunk_tokens, progress=True)
+        meta = {"dpr_artifact": str(dpr), "passages": len(collection.passages), "config": asdict(config)}
+        dense.save(output, meta)
+        return {**meta, "chunks": len(dense.chunk_passage)}
+
+    params = {"dpr_artifact": str(dpr), "config": asdict(config), "chunk_tokens": settings.chunk_tokens}
+    return registered.run(url, INDEX, params, version, output, build, activate)
+
+
+def load_dense(index_dir: Path) -> DenseSide:
+    meta = json.loads((index_dir / "index.json").read_text())
+    return DenseSide.load(index_dir, DualEncoder.load(Path(meta["dpr_artifact"])))
+
+
+def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
+                       holdout: float = 0.2, split_seed: int = 0, max_questions: int | None = None) -> dict:
+    """Top-k accuracy and MRR@10 of each mode on the held-out questions, over the whole collection. With
+    `dpr`, the index is built here from that encoder; otherwise the active index is used."""
+    collection = read_collection(url)
+    _, held_out = split_by_document(collection.questions, holdout, split_seed)
+    held_out = held_out[:max_questions] if max_questions else held_out
+    if not held_out:
+        raise ValueError("no held-out questions: import question-answer pairs (`tandem db import-korquad`)")
+    dense = None
+    if any(m != "sparse" for m in modes):
+        if dpr is not None:
+            dense = build_dense(DualEncoder.load(dpr), collection.passages, index_config(settings),
+                                settings.chunk_tokens, progress=True)
+        elif (active := registered.active_artifact(url, INDEX)) is not None:
+            dense = load_dense(active)
+        else:
+            raise LookupError("dense retrieval needs a DPR encoder: pass --dpr or run `tandem train dpr`")
+    retriever = Retriever(collection.passages, dense, settings.rrf_k)
+    questions = [r.question for r in held_out]
+    vectors = retriever.encode(questions) if dense is not None else None
+    report = {"questions": len(held_out), "passages": len(collection.passages), "holdout": holdout}
+    for mode in modes:
+        hits = retriever.search(questions, 20, mode, vectors)
+        report[mode] = retrieval_metrics([[h.passage.text for h in row] for row in hits],
+                                         [r.answer for r in held_out])
+    return report

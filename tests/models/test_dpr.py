@@ -1,0 +1,124 @@
+"""Retrieval model code on the local small BERT and real KorQuAD text: chunking, FAISS kinds, BM25 over Korean
+morphemes, fusion, the metric, the document split, and a dual encoder that learns."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+from transformers import AutoTokenizer
+
+from models.dpr.chunking import chunk_passages, merge_chunk_hits
+from models.dpr.data import QARecord, split_by_document, training_examples
+from models.dpr.dense_index import DenseIndex, IndexConfig
+from models.dpr.encoder import DualEncoder
+from models.dpr.evaluate import retrieval_metrics
+from models.dpr.fusion import reciprocal_rank_fusion
+from models.dpr.retriever import Passage, Retriever, build_dense
+from models.dpr.sparse_index import SparseIndex
+from models.dpr.train import DPRTrainConfig, train
+from tandem.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def korquad(base_settings: Settings) -> list[dict]:
+    path = base_settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(base_settings: Settings):
+    return AutoTokenizer.from_pretrained(base_settings.bert_path)
+
+
+def test_chunks_keep_to_the_budget_and_to_their_passage(korquad, tokenizer) -> None:
+    paragraphs = [(n, p["context"]) for n, p in enumerate(korquad[0]["paragraphs"])]
+    chunks = chunk_passages(paragraphs, tokenizer, max_tokens=100)
+    assert len(chunks) > len(paragraphs)  # KorQuAD paragraphs run longer than 100 tokens
+    for chunk in chunks:
+        assert chunk.text in paragraphs[chunk.passage_id][1]
+        assert len(tokenizer.encode(chunk.text, add_special_tokens=False)) <= 101
+    for n, text in paragraphs:  # in order, the chunks of a passage cover all of its text
+        own = [c.text for c in chunks if c.passage_id == n]
+        assert "".join(own).replace(" ", "") == text.replace(" ", "")
+
+
+def test_chunk_hits_merge_into_their_passages() -> None:
+    assert merge_chunk_hits([7, 3, 7, 5], [0.9, 0.8, 0.7, 0.1]) == [(7, 0.9), (3, 0.8), (5, 0.1)]
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "d"]], k=60)
+    assert [key for key, _ in fused][:2] == ["b", "c"] or [key for key, _ in fused][0] in ("b", "c")
+    assert dict(fused)["b"] == pytest.approx(2 / 62) and dict(fused)["d"] == pytest.approx(1 / 63)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
+def test_index_kinds_find_the_exact_neighbours(kind: str, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(50, 32)).astype(np.float32)
+    vectors = (centres[rng.integers(0, 50, 12_000)] + 0.3 * rng.normal(size=(12_000, 32))).astype(np.float32)
+    ids = np.arange(100_000, 112_000)
+    queries = vectors[:100] + 0.01
+    config = IndexConfig(kind=kind, ivf_lists=32, pq_subquantizers=8, ivf_probe=8)
+    index = DenseIndex.build(vectors, ids, config)
+    index.save(tmp_path)
+    loaded = DenseIndex.load(tmp_path)
+    exact = DenseIndex.build(vectors, ids, IndexConfig()).search(queries, 10)[1]
+    found = loaded.search(queries, 10)[1]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, found, strict=True)])
+    # Product quantization (8 bytes a vector here) is lossy; a random pick would get about 0.001.
+    assert len(loaded) == 12_000 and recall >= {"flat": 1.0, "hnsw": 0.9, "ivfpq": 0.3}[kind], recall
+
+
+def test_ivfpq_with_too_few_vectors_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match="needs at least"):
+        DenseIndex.build(np.zeros((10, 32), np.float32), np.arange(10), IndexConfig(kind="ivfpq", pq_subquantizers=8))
+
+
+def test_bm25_over_morphemes_matches_inflected_korean() -> None:
+    sparse = SparseIndex(["이사화물 통관 예약을 하면 빠르다", "세관에서 여행자 휴대품을 검사한다"], [10, 11])
+    hits = sparse.search(["이사화물 통관예약의 장점은?", "휴대품 검사", "hello"], 5)
+    assert [h[0] for h in hits[0]] == [10] and [h[0] for h in hits[1]] == [11] and hits[2] == []
+
+
+def test_retrieval_metrics_count_the_first_passage_with_the_answer() -> None:
+    metrics = retrieval_metrics([["x", "the answer is 42"], ["42 at once"], ["nothing"]], ["42", "42", "42"])
+    assert metrics["top1"] == pytest.approx(1 / 3) and metrics["top5"] == pytest.approx(2 / 3)
+    assert metrics["mrr@10"] == pytest.approx((0.5 + 1) / 3)
+
+
+def test_split_by_document_never_shares_a_document() -> None:
+    records = [QARecord(f"q{i}", "a", f"doc{i % 10}") for i in range(100)]
+    train_side, held = split_by_document(records, 0.2, seed=3)
+    assert {r.document for r in train_side}.isdisjoint({r.document for r in held})
+    assert len({r.document for r in held}) == 2 and len(train_side) + len(held) == 100
+
+
+def test_dual_encoder_learns_korquad_and_the_retriever_uses_it(korquad, base_settings: Settings, tmp_path) -> None:
+    """A few epochs on 10 articles' questions put their passages well above chance, dense and hybrid."""
+    articles = korquad[:10]
+    texts = [(a["title"], p["context"]) for a in articles for p in a["paragraphs"]]
+    passages = [Passage(id=n, document=t, title=t, source=None, text=text) for n, (t, text) in enumerate(texts)]
+    records = [QARecord(qa["question"], qa["answers"][0]["text"], a["title"])
+               for a in articles for p in a["paragraphs"] for qa in p["qas"]]
+    random.Random(0).shuffle(records)
+    model = DualEncoder.from_base(base_settings.bert_path, pooling="mean")
+    chunks = chunk_passages([(p.id, p.text) for p in passages], model.tokenizer, 100)
+    by_doc: dict[str, list] = {}
+    for c in chunks:
+        by_doc.setdefault(passages[c.passage_id].document, []).append(c)
+    examples = training_examples(records[:300], by_doc)
+    metrics = train(model, examples, DPRTrainConfig(epochs=4, batch_size=16, lr=3e-4), tmp_path)
+    assert metrics["validation"]["in_batch_accuracy"] > 3 / 16  # chance is 1/16
+    loaded = DualEncoder.load(tmp_path)
+    assert loaded.pooling == "mean"
+    retriever = Retriever(passages, build_dense(loaded, passages, IndexConfig(), 100))
+    asked = records[:100]
+    answers = [r.answer for r in asked]
+    for mode in ("dense", "hybrid"):
+        hits = retriever.search([r.question for r in asked], 10, mode)
+        # 10 articles' passages: chance at top 10 is about 10 / len(passages) (well under 0.2)
+        assert retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)["top10"] > 0.3, mode
