@@ -29,6 +29,7 @@ class TrainingRun(BaseModel):
     progress: dict
     metrics: dict
     error: str | None
+    model_version: str | None = None  # the version a successful run registered
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
@@ -65,8 +66,9 @@ async def set_progress(conn: asyncpg.Connection, run_id: int, progress: dict) ->
 
 async def get_run(conn: asyncpg.Connection, run_id: int) -> TrainingRun | None:
     row = await conn.fetchrow(
-        """SELECT id, pipeline, status, parameters, progress, metrics, error, created_at, started_at, finished_at
-           FROM training_runs WHERE id = $1""",
+        """SELECT r.id, r.pipeline, r.status, r.parameters, r.progress, r.metrics, r.error, v.version AS model_version,
+                  r.created_at, r.started_at, r.finished_at
+           FROM training_runs r LEFT JOIN model_versions v ON v.training_run_id = r.id WHERE r.id = $1""",
         run_id,
     )
     if row is None:

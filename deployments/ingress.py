@@ -169,9 +169,7 @@ class Ingress:
         except asyncio.TimeoutError:
             return error_response(503, f"answering took longer than {self.settings.qa_timeout_s:g} s",
                                   "service_unavailable")
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        return result
+        return answered(result)
 
     async def _qa_events(self, request: QARequest):
         retrieved = await retrieve_for(request, self.settings, self.retriever)

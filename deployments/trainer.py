@@ -16,14 +16,19 @@ from ray import serve
 from db import registry
 from db.pool import Database
 from deployments.service_error import ServiceError
-from tandem.jobs.pipelines import LRURecOptions, RankerOptions, plan, train_pipelines
+from tandem.jobs.pipelines import DPROptions, LRURecOptions, QAOptions, RankerOptions, plan, train_pipelines
 from tandem.settings import Settings
 
 
 class TrainRequest(BaseModel):
-    pipeline: Literal["lrurec", "ranker", "all"] = Field(description="`all`: LRURec, then the ranker on it.")
+    pipeline: Literal["lrurec", "ranker", "all", "dpr", "qa"] = Field(
+        description="`all`: LRURec, then the ranker on it; `dpr`: the retrieval encoders and their index; "
+                    "`qa`: the LLM's qa adapter."
+    )
     lrurec: LRURecOptions = Field(default_factory=LRURecOptions)
     ranker: RankerOptions = Field(default_factory=RankerOptions)
+    dpr: DPROptions = Field(default_factory=DPROptions)
+    qa: QAOptions = Field(default_factory=QAOptions)
 
 
 class RunRef(BaseModel):
@@ -61,7 +66,7 @@ class Trainer:
         if self.settings.device == "cuda" and self.settings.train_num_gpus:
             options["num_gpus"] = self.settings.train_num_gpus
         task = _train_task.options(**options).remote(
-            self.settings, self.settings.database_url, runs, request.lrurec, request.ranker
+            self.settings, self.settings.database_url, runs, request.lrurec, request.ranker, request.dpr, request.qa
         )
         self.tasks.update({p: task for p in pipelines})
         return TrainAccepted(run_id=runs[0][1], runs=[RunRef(id=r, pipeline=p) for p, r in runs])

@@ -118,10 +118,11 @@ def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
 
     request = DPRRequest(
         holdout=args.holdout, split_seed=args.split_seed, hard_negatives=not args.no_hard_negatives,
+        inverse_cloze=not args.no_inverse_cloze,
         max_questions=args.max_questions, output=args.output, build_index=not args.no_index,
         activate=not args.no_activate,
         train=DPRTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or settings.dpr_lr,
-                             seed=args.seed),
+                             patience=args.patience, seed=args.seed),
     )
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         metrics = run_dpr_training(settings, request, url)
@@ -255,8 +256,12 @@ def parser() -> argparse.ArgumentParser:
     dpr.add_argument("--split-seed", type=int, default=0)
     dpr.add_argument("--max-questions", type=int, help="train on the first N training questions")
     dpr.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only (no BM25 ones)")
+    dpr.add_argument("--no-inverse-cloze", action="store_true",
+                     help="questions only (no sentence-to-passage examples from the collection)")
     dpr.add_argument("--epochs", type=int, default=DPR_DEFAULTS.epochs)
     dpr.add_argument("--batch-size", type=int, default=DPR_DEFAULTS.batch_size)
+    dpr.add_argument("--patience", type=int, default=DPR_DEFAULTS.patience,
+                     help="epochs without a better validation loss before stopping")
     dpr.add_argument("--lr", type=float, help="default: TANDEM_DPR_LR")
     dpr.add_argument("--seed", type=int, default=DPR_DEFAULTS.seed)
     dpr.add_argument("--output", type=Path, help="encoder folder (default var/artifacts/dpr/<version>)")

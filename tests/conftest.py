@@ -46,6 +46,14 @@ def wait_for_version(http: httpx.Client, version: str, pipeline: str = "lrurec",
         time.sleep(0.5)
 
 
+def wait_for_run(http: httpx.Client, run_id: int, timeout_s: float = 900) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while (run := http.get(f"/v1/train/{run_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {run['progress']}"
+        time.sleep(1)
+    return run
+
+
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     """Settings for the test session: the checkout's built model assets, quiet logs, short prompts."""

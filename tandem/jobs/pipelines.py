@@ -1,4 +1,5 @@
-"""Retraining from the current database, as `POST /v1/train` asks for it: LRURec, the ranker, or both in turn.
+"""Retraining from the current database, as `POST /v1/train` asks for it: LRURec, the ranker, or both in turn;
+the DPR encoder (and its index) or the qa adapter.
 
 Runs in a Ray task (its own process), so serving is untouched; the deployments pick up the new
 versions through NOTIFY when each run succeeds, and keep the old ones when it fails.
@@ -10,6 +11,8 @@ import asyncio
 
 from pydantic import BaseModel, Field
 
+from models.dpr.train import DPRTrainConfig
+from models.lora import LoRATrainConfig
 from models.lrurec.train import TrainConfig
 from models.verbalizer.data import DEFAULT_EXAMPLES
 from models.verbalizer.train import RankerTrainConfig
@@ -21,6 +24,18 @@ ORDER = ("lrurec", "ranker")
 class LRURecOptions(BaseModel):
     max_epochs: int = Field(default=TrainConfig.max_epochs, ge=1, le=1000)
     patience: int = Field(default=TrainConfig.patience, ge=1)
+    seed: int = 0
+
+
+class DPROptions(BaseModel):
+    epochs: int = Field(default=DPRTrainConfig.epochs, ge=1, le=100)
+    max_questions: int | None = Field(default=None, ge=4, description="Training questions; all when omitted.")
+    seed: int = 0
+
+
+class QAOptions(BaseModel):
+    examples: int = Field(default=64, ge=1, le=100_000, description="Question-answer pairs to train on.")
+    epochs: int = Field(default=1, ge=1, le=100)
     seed: int = 0
 
 
@@ -36,17 +51,27 @@ def plan(pipeline: str) -> list[str]:
 
 
 def train_pipelines(
-    settings: Settings, url: str, runs: list[tuple[str, int]], lrurec: LRURecOptions, ranker: RankerOptions
+    settings: Settings, url: str, runs: list[tuple[str, int]], lrurec: LRURecOptions, ranker: RankerOptions,
+    dpr: DPROptions | None = None, qa: QAOptions | None = None,
 ) -> None:
     """Train each (pipeline, queued run id) in order; a failure fails its run and every run after it."""
     from tandem.jobs.lrurec import TrainRequest, run_training
+    from tandem.jobs.qa import QAAdapterRequest, run_qa_training
     from tandem.jobs.ranker import RankerRequest, run_ranker_training
+    from tandem.jobs.retrieval import DPRRequest, run_dpr_training
 
+    dpr, qa = dpr or DPROptions(), qa or QAOptions()
     for i, (pipeline, run_id) in enumerate(runs):
         try:
             if pipeline == "lrurec":
                 cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed)
                 run_training(settings, TrainRequest(train=cfg), url, run_id)
+            elif pipeline == "dpr":
+                cfg = DPRTrainConfig(epochs=dpr.epochs, lr=settings.dpr_lr, seed=dpr.seed)
+                run_dpr_training(settings, DPRRequest(max_questions=dpr.max_questions, train=cfg), url, run_id)
+            elif pipeline == "qa":
+                cfg = LoRATrainConfig(epochs=qa.epochs, seed=qa.seed)
+                run_qa_training(settings, QAAdapterRequest(examples=qa.examples, train=cfg), url, run_id)
             else:
                 cfg = RankerTrainConfig(epochs=ranker.epochs, seed=ranker.seed)
                 request = RankerRequest(examples=ranker.examples, eval_users=ranker.eval_users, train=cfg)

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from models.dpr.chunking import chunk_passages
-from models.dpr.data import QARecord, split_by_document, training_examples
+from models.dpr.data import QARecord, inverse_cloze_examples, split_by_document, training_examples
 from models.dpr.dense_index import IndexConfig
 from models.dpr.encoder import DualEncoder
 from models.dpr.evaluate import retrieval_metrics
@@ -33,6 +33,7 @@ class DPRRequest:
     holdout: float = 0.2
     split_seed: int = 0
     hard_negatives: bool = True
+    inverse_cloze: bool = True  # also learn from the collection's own sentences (no questions needed)
     max_questions: int | None = None  # None: every training question
     output: Path | None = None
     train: DPRTrainConfig = field(default_factory=DPRTrainConfig)
@@ -96,11 +97,14 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
         by_document.setdefault(document_of[c.passage_id], []).append(c)
     negatives = _hard_negatives(train_records, chunks) if request.hard_negatives else None
     examples = training_examples(train_records, by_document, negatives)
+    if request.inverse_cloze:
+        examples += inverse_cloze_examples(chunks, request.train.seed)
     version = new_version()
     output = request.output or settings.artifacts_dir / DPR / version
     params = {"base": settings.bert_path, "questions": len(train_records), "examples": len(examples),
               "holdout": request.holdout, "split_seed": request.split_seed,
-              "hard_negatives": request.hard_negatives, "train": asdict(request.train)}
+              "hard_negatives": request.hard_negatives, "inverse_cloze": request.inverse_cloze,
+              "train": asdict(request.train)}
     result = registered.run(url, DPR, params, version, output,
                             lambda report: train(model, examples, request.train, output, on_epoch=report),
                             request.activate, run_id)

@@ -17,11 +17,9 @@ from db.importers import import_korquad
 from db.migrate import migrate
 from models.dpr.data import QARecord, split_by_document
 from models.dpr.train import DPRTrainConfig
-from models.lora import LoRATrainConfig
-from tandem.jobs.qa import QAAdapterRequest, run_qa_training
 from tandem.jobs.retrieval import DPRRequest, run_dpr_training
 from tandem.settings import Settings
-from tests.conftest import wait_for_version
+from tests.conftest import wait_for_run, wait_for_version
 
 NONSENSE = "Xylophonic quasar zebrafish?"
 
@@ -122,7 +120,8 @@ def test_qa_streams_passages_then_text_then_the_model(http: httpx.Client, korqua
 @pytest.fixture(scope="module")
 def dpr(http: httpx.Client, korquad, settings: Settings, pg_url: str) -> dict:
     """A DPR encoder trained on a slice of the training documents' questions, and its index, both active."""
-    request = DPRRequest(max_questions=1000, train=DPRTrainConfig(epochs=3, batch_size=32, lr=3e-4))
+    request = DPRRequest(max_questions=1000, inverse_cloze=False,
+                         train=DPRTrainConfig(epochs=3, batch_size=32, lr=3e-4))
     result = run_dpr_training(settings, request, pg_url)
     wait_for_version(http, result["index"]["version"], "index", timeout_s=120)
     return result
@@ -164,11 +163,13 @@ def test_documents_added_through_the_api_become_searchable(http: httpx.Client, d
     assert not found("sparse", "이사화물 통관예약의 장점은?")
 
 
-def test_qa_adapter_is_trained_and_answers(http: httpx.Client, korquad, settings: Settings, pg_url: str) -> None:
-    tiny = settings.model_copy(update={"qa_max_context_tokens": 96})
-    result = run_qa_training(tiny, QAAdapterRequest(examples=4, train=LoRATrainConfig(batch_size=2)), pg_url)
-    assert result["steps"] == 2 and result["examples"] == 4
-    wait_for_version(http, result["version"], "qa", timeout_s=120)
+def test_qa_adapter_trained_through_the_api_answers(http: httpx.Client, korquad, settings: Settings) -> None:
+    r = http.post("/v1/train", json={"pipeline": "qa", "qa": {"examples": 4}})
+    assert r.status_code == 202, r.text
+    run = wait_for_run(http, r.json()["run_id"])
+    assert run["status"] == "succeeded", run["error"]
+    assert run["metrics"]["examples"] == 4 and run["metrics"]["steps"] == 1
+    wait_for_version(http, run["model_version"], "qa", timeout_s=120)
     body = http.post("/v1/qa", json={"question": korquad[3].question, "max_tokens": 8}).json()
     assert body["answered"] and body["model"] == f"{settings.llm_name}:qa"
-    assert body["adapter_version"] == result["version"]
+    assert body["adapter_version"] == run["model_version"]

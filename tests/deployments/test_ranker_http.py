@@ -17,17 +17,9 @@ import torch
 from models.verbalizer.prompts import Verbalizer
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import deploy_ingress, wait_for_run
 
 TINY_RANKER = {"pipeline": "ranker", "ranker": {"examples": 8, "eval_users": 8}}
-
-
-def wait_for_run(http: httpx.Client, run_id: int, timeout_s: float = 900) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while (run := http.get(f"/v1/train/{run_id}").json())["status"] in ("queued", "running"):
-        assert time.monotonic() < deadline, f"run {run_id} still {run['status']}: {run['progress']}"
-        time.sleep(1)
-    return run
 
 
 def active_artifact(pg_url: str, pipeline: str) -> str:

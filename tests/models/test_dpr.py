@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from transformers import AutoTokenizer
 
-from models.dpr.chunking import chunk_passages, merge_chunk_hits
-from models.dpr.data import QARecord, split_by_document, training_examples
+from models.dpr.chunking import Chunk, chunk_passages, merge_chunk_hits
+from models.dpr.data import QARecord, inverse_cloze_examples, split_by_document, training_examples
 from models.dpr.dense_index import DenseIndex, IndexConfig
 from models.dpr.encoder import DualEncoder
 from models.dpr.evaluate import retrieval_metrics
@@ -122,3 +122,12 @@ def test_dual_encoder_learns_korquad_and_the_retriever_uses_it(korquad, base_set
         hits = retriever.search([r.question for r in asked], 10, mode)
         # 10 articles' passages: chance at top 10 is about 10 / len(passages) (well under 0.2)
         assert retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)["top10"] > 0.3, mode
+
+
+def test_inverse_cloze_takes_a_sentence_out_of_its_chunk() -> None:
+    text = "임종석은 1989년 2월 15일 지명수배되었다. 그는 전대협 의장이었다. 이후 국회의원이 되었다."
+    examples = inverse_cloze_examples([Chunk(1, text), Chunk(2, "문장 하나뿐인 짧은 청크입니다.")], seed=0,
+                                      keep_probability=0.0)
+    assert len(examples) == 1  # a one-sentence chunk has nothing left to retrieve
+    (e,) = examples
+    assert e.question in text and e.question not in e.positive and e.hard_negative is None

@@ -1,0 +1,82 @@
+"""/v1/retrieve's deployment: queries per second and p50/p99 at concurrency 1, 8 and 32, with @serve.batch
+against without, hybrid mode (DPR question encoding, FAISS, BM25, fusion).
+
+Needs KorQuAD and an active index in the database:
+
+    .venv/bin/tandem db import-korquad && .venv/bin/tandem train dpr
+    .venv/bin/python benchmarks/retrieval.py
+
+Both variants are the real `RetrieverServer` deployment over the same collection, called through Serve
+handles in one run, alternating; "without" has max_batch_size = 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+
+import ray
+from closed_loop import measure
+from ray import serve
+
+from db.server import database_url
+from deployments.retriever import RetrieverServer
+from deployments.retriever_protocol import RetrieveRequest
+from deployments.service_error import ServiceError
+from tandem.jobs.retrieval import read_collection
+from tandem.settings import Settings
+
+
+def retrieve_call(handle, mode: str):
+    async def call(question: str) -> None:
+        result = await handle.retrieve.remote(RetrieveRequest(query=question, top_k=10, mode=mode))
+        assert not isinstance(result, ServiceError), result
+        assert result.mode == mode, result.fallback
+
+    return call
+
+
+async def run(handles: dict, questions: list[str], mode: str, requests: int, repeats: int) -> dict:
+    rounds: dict[str, list[dict]] = {}
+    for _ in range(repeats):
+        for concurrency in (1, 8, 32):
+            for name, handle in handles.items():
+                n = requests if concurrency > 1 else requests // 4
+                rounds.setdefault(f"{name}@{concurrency}", []).append(
+                    await measure(retrieve_call(handle, mode), questions, concurrency, n, "queries"))
+    table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
+    for c in (1, 8, 32):
+        table[f"ratio@{c}"] = round(table[f"batched@{c}"]["queries_per_s"] / table[f"unbatched@{c}"]["queries_per_s"],
+                                    2)
+    return table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=400)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
+    args = p.parse_args()
+    base = Settings()
+    with database_url(base.database_url, base.pgdata_dir) as url:
+        settings = base.model_copy(update={"database_url": url})
+        questions = [r.question for r in read_collection(url).questions]
+        unbatched = settings.model_copy(update={"retriever_max_batch_size": 1})
+        ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
+        try:
+            handles = {
+                "batched": serve.run(RetrieverServer.options(name="Batched").bind(settings),
+                                     name="bench-batched", route_prefix=None),
+                "unbatched": serve.run(RetrieverServer.options(name="Unbatched").bind(unbatched),
+                                       name="bench-unbatched", route_prefix=None),
+            }
+            print(json.dumps(asyncio.run(run(handles, questions, args.mode, args.requests, args.repeats)), indent=2))
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
