@@ -15,11 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 
-import ray
-from closed_loop import measure
-from ray import serve
+from closed_loop import batched_vs_unbatched, two_deployments
 
 from db.server import database_url
 from deployments.retriever import RetrieverServer
@@ -38,21 +35,6 @@ def retrieve_call(handle, mode: str):
     return call
 
 
-async def run(handles: dict, questions: list[str], mode: str, requests: int, repeats: int) -> dict:
-    rounds: dict[str, list[dict]] = {}
-    for _ in range(repeats):
-        for concurrency in (1, 8, 32):
-            for name, handle in handles.items():
-                n = requests if concurrency > 1 else requests // 4
-                rounds.setdefault(f"{name}@{concurrency}", []).append(
-                    await measure(retrieve_call(handle, mode), questions, concurrency, n, "queries"))
-    table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
-    for c in (1, 8, 32):
-        table[f"ratio@{c}"] = round(table[f"batched@{c}"]["queries_per_s"] / table[f"unbatched@{c}"]["queries_per_s"],
-                                    2)
-    return table
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=400)
@@ -64,18 +46,10 @@ def main() -> None:
         settings = base.model_copy(update={"database_url": url})
         questions = [r.question for r in read_collection(url).questions]
         unbatched = settings.model_copy(update={"retriever_max_batch_size": 1})
-        ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-        try:
-            handles = {
-                "batched": serve.run(RetrieverServer.options(name="Batched").bind(settings),
-                                     name="bench-batched", route_prefix=None),
-                "unbatched": serve.run(RetrieverServer.options(name="Unbatched").bind(unbatched),
-                                       name="bench-unbatched", route_prefix=None),
-            }
-            print(json.dumps(asyncio.run(run(handles, questions, args.mode, args.requests, args.repeats)), indent=2))
-        finally:
-            serve.shutdown()
-            ray.shutdown()
+        with two_deployments(RetrieverServer, settings, unbatched) as handles:
+            calls = {name: retrieve_call(handle, args.mode) for name, handle in handles.items()}
+            print(json.dumps(asyncio.run(batched_vs_unbatched(calls, questions, args.requests, args.repeats,
+                                                              "queries")), indent=2))
 
 
 if __name__ == "__main__":
