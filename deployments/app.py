@@ -32,7 +32,7 @@ def build_llm(settings: Settings) -> Application:
 def build_candidates(settings: Settings) -> Application:
     return CandidateServer.options(
         num_replicas=settings.candidates_replicas,
-        ray_actor_options={"num_cpus": 0.5},
+        ray_actor_options={"num_cpus": settings.candidates_num_cpus},
         logging_config=logging_config(settings),
     ).bind(settings)
 
@@ -40,7 +40,7 @@ def build_candidates(settings: Settings) -> Application:
 def build_retriever(settings: Settings) -> Application:
     return RetrieverServer.options(
         num_replicas=settings.retriever_replicas,
-        ray_actor_options={"num_cpus": 0.5},
+        ray_actor_options={"num_cpus": settings.retriever_num_cpus},
         logging_config=logging_config(settings),
     ).bind(settings)
 

@@ -24,7 +24,7 @@ from deployments.model_watch import VersionWatch
 from deployments.retriever_protocol import RetrievedPassage, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
 from models.dpr.retriever import Hit, Passage, Retriever
-from tandem.jobs.retrieval import INDEX, load_dense
+from tandem.jobs.retrieval import INDEX, fusion_options, load_dense
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.retriever")
@@ -33,7 +33,7 @@ log = logging.getLogger("tandem.retriever")
 class LiveCollection(VersionWatch):
     def __init__(self, db: Database, settings: Settings):
         super().__init__(db, [INDEX], settings.model_poll_s, channels=(CHANNEL,))
-        self.rrf_k = settings.rrf_k
+        self.fusion = fusion_options(settings)
         self.current: Retriever | None = None
         self.index_version: registry.ModelVersion | None = None
         self._lock = asyncio.Lock()
@@ -62,9 +62,10 @@ class LiveCollection(VersionWatch):
 
     def _build(self, collection: list[Passage], index: registry.ModelVersion | None) -> Retriever:
         if index is not None:
-            return Retriever([], load_dense(Path(index.artifact_path)), self.rrf_k).with_collection(collection)
-        dense = self.current.dense if self.current else None
-        return Retriever([], dense, self.rrf_k).with_collection(collection)
+            dense = load_dense(Path(index.artifact_path))
+        else:
+            dense = self.current.dense if self.current else None
+        return Retriever([], dense, **self.fusion).with_collection(collection)
 
 
 def to_response(hit: Hit) -> RetrievedPassage:
@@ -104,7 +105,8 @@ class RetrieverServer:
             vector_of = {i: vectors[n : n + 1] for n, i in enumerate(dense_rows)}
             for i in rows:
                 request = requests[i][1]
-                results[i] = retriever.search([request.query], request.top_k, request.mode, vector_of.get(i))[0]
+                results[i] = retriever.search([request.query], request.top_k, request.mode, vector_of.get(i),
+                                              request.dense_weight)[0]
         return results
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:

@@ -14,6 +14,8 @@ class RetrieveRequest(BaseModel):
     query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S")
     top_k: int = Field(default=5, ge=1, le=50)
     mode: Mode = "hybrid"
+    dense_weight: float | None = Field(default=None, ge=0, le=100,
+                                       description="Hybrid only: the dense ranking's fusion weight (BM25's is 1).")
 
 
 class RetrievedPassage(BaseModel):

@@ -157,7 +157,7 @@ def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
     modes = ["dense", "sparse", "hybrid"] if args.mode == "all" else [args.mode]
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         print(json.dumps(run_retrieval_eval(settings, url, modes, args.dpr, args.holdout, args.split_seed,
-                                            args.max_questions)))
+                                            args.max_questions, args.exclude_holdout, args.dense_weights)))
 
 
 def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
@@ -296,6 +296,9 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--holdout", type=float, default=0.2)
     er.add_argument("--split-seed", type=int, default=0)
     er.add_argument("--max-questions", type=int, help="evaluate the first N held-out questions")
+    er.add_argument("--exclude-holdout", type=float, default=0.0,
+                    help="leave out the documents this smaller holdout holds out (a dev slice for tuning)")
+    er.add_argument("--dense-weights", type=float, nargs="*", help="also report hybrid at these dense weights")
     er.set_defaults(func=cmd_eval_retrieval)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)

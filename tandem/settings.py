@@ -50,6 +50,9 @@ class Settings(BaseSettings):
 
     # --- candidates (LRURec) -------------------------------------------------
     candidates_replicas: int = Field(default=1, ge=1)
+    # Logical CPUs Ray reserves per replica. On 2 cores the LLM takes 1, and the small models and a training
+    # task share the other; the reservation places replicas, it does not cap their threads.
+    candidates_num_cpus: float = Field(default=0.25, ge=0)
     candidates_max_batch_size: int = Field(default=32, ge=1, description="Requests scored in one forward pass.")
     candidates_batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits to fill.")
     model_poll_s: float = Field(default=10.0, gt=0, description="Active-version check when no NOTIFY arrives.")
@@ -116,7 +119,16 @@ class Settings(BaseSettings):
     index_ivf_probe: int = Field(default=16, ge=1)
     index_pq_subquantizers: int = Field(default=16, ge=1)
     rrf_k: int = Field(default=60, ge=1, description="Reciprocal-rank fusion constant.")
+    # Tuned on KorQuAD's dev slice for the small local encoder against BM25 (docs/benchmarks.md); a pretrained
+    # encoder (klue/bert-base) earns a larger weight: tune it with `tandem eval retrieval --dense-weights`.
+    hybrid_fusion: Literal["rrf", "score"] = Field(
+        default="score", description="rrf: reciprocal ranks; score: min-max scaled scores, weighted and summed."
+    )
+    hybrid_dense_weight: float = Field(
+        default=0.1, ge=0, description="The dense ranking's weight in hybrid fusion, BM25's being 1."
+    )
     retriever_replicas: int = Field(default=1, ge=1)
+    retriever_num_cpus: float = Field(default=0.25, ge=0)
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
     retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
 

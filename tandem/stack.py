@@ -86,6 +86,7 @@ def run(settings: Settings) -> None:
             console.print(f"  API          {base}   (OpenAPI docs: {base}/docs)")
             console.print(f"  health       {base}/healthz   {base}/readyz")
             console.print(f"  completions  {base}/v1/completions   model '{settings.llm_name}'")
+            console.print(f"  pipelines    {base}/v1/recommendations   {base}/v1/retrieve   {base}/v1/qa")
             console.print(f"  metrics      http://127.0.0.1:{settings.metrics_port}/metrics   (Prometheus)")
             console.print(f"  database     {url}")
             console.print(f"  state        {settings.var_dir}")

@@ -13,10 +13,11 @@ import numpy as np
 from models.dpr.chunking import chunk_passages, merge_chunk_hits
 from models.dpr.dense_index import DenseIndex, IndexConfig
 from models.dpr.encoder import DualEncoder
-from models.dpr.fusion import reciprocal_rank_fusion
+from models.dpr.fusion import reciprocal_rank_fusion, relative_score_fusion
 from models.dpr.sparse_index import SparseIndex
 
 Mode = Literal["dense", "sparse", "hybrid"]
+Fusion = Literal["rrf", "score"]
 CHUNKS_FILE, INDEX_META_FILE = "chunks.npy", "index.json"
 
 
@@ -85,9 +86,11 @@ def build_dense(encoder: DualEncoder, passages: list[Passage], config: IndexConf
 class Retriever:
     """Immutable once built; `with_collection` returns a new one for a changed collection."""
 
-    def __init__(self, passages: list[Passage], dense: DenseSide | None, rrf_k: int = 60, depth: int = 100):
+    def __init__(self, passages: list[Passage], dense: DenseSide | None, rrf_k: int = 60, depth: int = 100,
+                 dense_weight: float = 1.0, fusion: Fusion = "rrf"):
         self.passages = {p.id: p for p in passages}
-        self.dense, self.rrf_k, self.depth = dense, rrf_k, depth
+        self.dense, self.rrf_k, self.depth, self.dense_weight = dense, rrf_k, depth, dense_weight
+        self.fusion = fusion
         self.sparse = SparseIndex([p.text for p in passages], [p.id for p in passages])
 
     def with_collection(self, passages: list[Passage]) -> Retriever:
@@ -97,13 +100,14 @@ class Retriever:
         if dense is not None:
             indexed = dense.indexed_passages()
             dense = dense.add([p for p in passages if p.id not in indexed])
-        return Retriever(passages, dense, self.rrf_k, self.depth)
+        return Retriever(passages, dense, self.rrf_k, self.depth, self.dense_weight, self.fusion)
 
     def encode(self, questions: list[str]) -> np.ndarray | None:
         return None if self.dense is None else self.dense.encoder.encode_questions(questions)
 
-    def search(self, questions: list[str], top_k: int, mode: Mode,
-               vectors: np.ndarray | None = None) -> list[list[Hit]]:
+    def search(self, questions: list[str], top_k: int, mode: Mode, vectors: np.ndarray | None = None,
+               dense_weight: float | None = None) -> list[list[Hit]]:
+        """`dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1); None: the default."""
         if mode != "sparse" and self.dense is None:
             raise LookupError("dense retrieval needs a trained DPR encoder and its index")
         if mode != "sparse" and vectors is None:
@@ -111,7 +115,8 @@ class Retriever:
         depth = max(top_k, self.depth)
         dense = self._dense(vectors, depth) if mode != "sparse" else [[] for _ in questions]
         sparse = self.sparse.search(questions, depth) if mode != "dense" else [[] for _ in questions]
-        return [self._combine(d, s, top_k, mode) for d, s in zip(dense, sparse, strict=True)]
+        weight = self.dense_weight if dense_weight is None else dense_weight
+        return [self._combine(d, s, top_k, mode, weight) for d, s in zip(dense, sparse, strict=True)]
 
     def _dense(self, vectors: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
         # Several chunks of one passage can fill the top; search deeper so `depth` passages remain.
@@ -125,11 +130,16 @@ class Retriever:
         return results
 
     def _combine(self, dense: list[tuple[int, float]], sparse: list[tuple[int, float]], top_k: int,
-                 mode: Mode) -> list[Hit]:
+                 mode: Mode, dense_weight: float) -> list[Hit]:
         d_rank = {pid: (rank, s) for rank, (pid, s) in enumerate(dense, 1)}
         s_rank = {pid: (rank, s) for rank, (pid, s) in enumerate(sparse, 1)}
         if mode == "hybrid":
-            order = reciprocal_rank_fusion([[p for p, _ in dense], [p for p, _ in sparse]], self.rrf_k)
+            # BM25 first: equal fused scores keep its order.
+            if self.fusion == "rrf":
+                order = reciprocal_rank_fusion([[p for p, _ in sparse], [p for p, _ in dense]], self.rrf_k,
+                                               [1.0, dense_weight])
+            else:
+                order = relative_score_fusion([sparse, dense], [1.0, dense_weight])
         else:
             order = dense if mode == "dense" else sparse
         hits = []

@@ -72,6 +72,11 @@ def index_config(settings: Settings) -> IndexConfig:
                        hnsw_ef_search=settings.index_hnsw_ef_search)
 
 
+def fusion_options(settings: Settings) -> dict:
+    """How a `Retriever` fuses dense and sparse rankings, as configured."""
+    return {"rrf_k": settings.rrf_k, "dense_weight": settings.hybrid_dense_weight, "fusion": settings.hybrid_fusion}
+
+
 def _hard_negatives(records: list[QARecord], chunks, top: int = 5) -> dict[str, str]:
     """The best BM25 chunk that does not hold the answer, per question (DPR's hard negatives)."""
     sparse = SparseIndex([c.text for c in chunks], list(range(len(chunks))))
@@ -140,11 +145,19 @@ def load_dense(index_dir: Path) -> DenseSide:
 
 
 def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
-                       holdout: float = 0.2, split_seed: int = 0, max_questions: int | None = None) -> dict:
+                       holdout: float = 0.2, split_seed: int = 0, max_questions: int | None = None,
+                       exclude_holdout: float = 0.0, dense_weights: list[float] | None = None) -> dict:
     """Top-k accuracy and MRR@10 of each mode on the held-out questions, over the whole collection. With
-    `dpr`, the index is built here from that encoder; otherwise the active index is used."""
+    `dpr`, the index is built here from that encoder; otherwise the active index is used.
+
+    `exclude_holdout` leaves out the documents a smaller holdout would hold out: an encoder trained with
+    holdout 0.3 can have its fusion weight tuned on the 0.2-0.3 slice and be tested on the first 0.2.
+    Hybrid is reported at the default dense weight, and at each of `dense_weights` as `hybrid@w`."""
     collection = read_collection(url)
     _, held_out = split_by_document(collection.questions, holdout, split_seed)
+    if exclude_holdout:
+        excluded = {r.document for r in split_by_document(collection.questions, exclude_holdout, split_seed)[1]}
+        held_out = [r for r in held_out if r.document not in excluded]
     held_out = held_out[:max_questions] if max_questions else held_out
     if not held_out:
         raise ValueError("no held-out questions: import question-answer pairs (`tandem db import-korquad`)")
@@ -157,12 +170,15 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
             dense = load_dense(active)
         else:
             raise LookupError("dense retrieval needs a DPR encoder: pass --dpr or run `tandem train dpr`")
-    retriever = Retriever(collection.passages, dense, settings.rrf_k)
+    retriever = Retriever(collection.passages, dense, **fusion_options(settings))
     questions = [r.question for r in held_out]
     vectors = retriever.encode(questions) if dense is not None else None
     report = {"questions": len(held_out), "passages": len(collection.passages), "holdout": holdout}
-    for mode in modes:
-        hits = retriever.search(questions, 20, mode, vectors)
-        report[mode] = retrieval_metrics([[h.passage.text for h in row] for row in hits],
-                                         [r.answer for r in held_out])
+    answers = [r.answer for r in held_out]
+    runs = [(mode, mode, None) for mode in modes]
+    if "hybrid" in modes:
+        runs += [(f"hybrid@{w:g}", "hybrid", w) for w in dense_weights or []]
+    for name, mode, weight in runs:
+        hits = retriever.search(questions, 20, mode, vectors, weight)
+        report[name] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
     return report

@@ -138,6 +138,10 @@ def test_dense_and_hybrid_retrieval_with_a_trained_encoder(http: httpx.Client, k
     dense = hit_rate(http, asked, "dense", 20)
     assert dense > 0.3
     assert hit_rate(http, asked, "hybrid", 20) >= hit_rate(http, asked, "sparse", 20) - 0.05
+    # With the dense ranking weighted 0, hybrid keeps BM25's order.
+    sparse = http.post("/v1/retrieve", json={"query": asked[5].question, "mode": "sparse", "top_k": 10}).json()
+    fused = http.post("/v1/retrieve", json={"query": asked[5].question, "top_k": 10, "dense_weight": 0}).json()
+    assert [p["passage_id"] for p in fused["passages"]] == [p["passage_id"] for p in sparse["passages"]]
 
 
 def test_documents_added_through_the_api_become_searchable(http: httpx.Client, dpr) -> None:

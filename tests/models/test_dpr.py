@@ -15,7 +15,7 @@ from models.dpr.data import QARecord, inverse_cloze_examples, split_by_document,
 from models.dpr.dense_index import DenseIndex, IndexConfig
 from models.dpr.encoder import DualEncoder
 from models.dpr.evaluate import retrieval_metrics
-from models.dpr.fusion import reciprocal_rank_fusion
+from models.dpr.fusion import reciprocal_rank_fusion, relative_score_fusion
 from models.dpr.retriever import Passage, Retriever, build_dense
 from models.dpr.sparse_index import SparseIndex
 from models.dpr.train import DPRTrainConfig, train
@@ -53,6 +53,11 @@ def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     fused = reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "d"]], k=60)
     assert [key for key, _ in fused][:2] == ["b", "c"] or [key for key, _ in fused][0] in ("b", "c")
     assert dict(fused)["b"] == pytest.approx(2 / 62) and dict(fused)["d"] == pytest.approx(1 / 63)
+    # A zero weight leaves the other ranking's order; a small one only breaks its ties and adds what it lacks.
+    only_second = reciprocal_rank_fusion([["a", "b", "c"], ["c", "b", "d"]], k=60, weights=[0.0, 1.0])
+    assert [key for key, _ in only_second][:3] == ["c", "b", "d"]
+    with pytest.raises(ValueError):
+        reciprocal_rank_fusion([["a"], ["b"]], weights=[1.0])
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivfpq"])
@@ -131,3 +136,12 @@ def test_inverse_cloze_takes_a_sentence_out_of_its_chunk() -> None:
     assert len(examples) == 1  # a one-sentence chunk has nothing left to retrieve
     (e,) = examples
     assert e.question in text and e.question not in e.positive and e.hard_negative is None
+
+
+def test_relative_score_fusion_keeps_a_confident_top_hit() -> None:
+    sparse = [("a", 30.0), ("b", 10.0), ("c", 9.0)]
+    dense = [("b", 0.9), ("c", 0.8), ("a", 0.1)]
+    assert [k for k, _ in relative_score_fusion([sparse, dense], [1.0, 0.1])] == ["a", "b", "c"]
+    assert [k for k, _ in relative_score_fusion([sparse, dense], [1.0, 0.0])] == ["a", "b", "c"]
+    # Ranks alone cannot tell BM25's confident top hit from a narrow one: RRF puts b first.
+    assert reciprocal_rank_fusion([[k for k, _ in sparse], [k for k, _ in dense]])[0][0] == "b"
