@@ -8,6 +8,7 @@ from ray.serve import Application
 
 from deployments.candidates import CandidateServer
 from deployments.ingress import Ingress
+from deployments.keywords import KeywordServer
 from deployments.llm import LLMServer
 from deployments.retriever import RetrieverServer
 from deployments.trainer import Trainer
@@ -45,6 +46,14 @@ def build_retriever(settings: Settings) -> Application:
     ).bind(settings)
 
 
+def build_keywords(settings: Settings) -> Application:
+    return KeywordServer.options(
+        num_replicas=settings.keywords_replicas,
+        ray_actor_options={"num_cpus": settings.keywords_num_cpus},
+        logging_config=logging_config(settings),
+    ).bind(settings)
+
+
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Entry point for `serve run deployments.app:build_app` and serve_config.yaml.
 
@@ -60,4 +69,4 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         num_replicas=settings.ingress_replicas,
         logging_config=logging_config(settings),
     ).bind(settings, build_llm(settings), build_candidates(settings), Trainer.bind(settings),
-           build_retriever(settings))
+           build_retriever(settings), build_keywords(settings))

@@ -19,6 +19,7 @@ from deployments.answer import answer, generation, retrieve_for, sources, unansw
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
+from deployments.keywords_protocol import KeywordsRequest, KeywordsResponse
 from deployments.llm import ADAPTER_PIPELINES
 from deployments.openai_protocol import (
     ChatCompletionRequest,
@@ -64,13 +65,14 @@ def answered(result):
 class Ingress:
     async def __init__(
         self, settings: Settings, llm: DeploymentHandle, candidates: DeploymentHandle, trainer: DeploymentHandle,
-        retriever: DeploymentHandle,
+        retriever: DeploymentHandle, keywords: DeploymentHandle,
     ):
         self.settings = settings
         self.llm = llm
         self.candidates_server = candidates
         self.trainer = trainer
         self.retriever = retriever
+        self.keywords = keywords
         self.fallbacks = Counter("tandem_recommendation_fallbacks",
                                  description="Recommendations answered in LRURec's order because the LLM stage failed.")
         self.db = Database(
@@ -115,6 +117,11 @@ class Ingress:
             checks["retriever"] = "ok"
         except Exception as exc:
             checks["retriever"] = f"not ready: {type(exc).__name__} {exc}".strip()
+        try:
+            models["kobart"] = await asyncio.wait_for(self.keywords.active_version.remote(), READY_TIMEOUT_S)
+            checks["keywords"] = "ok"
+        except Exception as exc:
+            checks["keywords"] = f"not ready: {type(exc).__name__} {exc}".strip()
         ready = all(v == "ok" for v in checks.values())
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
         body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models}
@@ -151,7 +158,23 @@ class Ingress:
         summary="Passages for a query: dense (DPR + FAISS), sparse (BM25) or hybrid (reciprocal-rank fusion).",
     )
     async def retrieve(self, request: RetrieveRequest):
+        if request.expand_keywords:
+            found = await self.keywords.extract.remote(KeywordsRequest(text=request.query))
+            if isinstance(found, ServiceError):
+                return service_error_response(found)
+            expanded = " ".join([request.sparse_query or request.query, *found.results[0].keywords])
+            request = request.model_copy(update={"sparse_query": expanded})
         return answered(await self.retriever.retrieve.remote(request))
+
+    @app.post(
+        "/v1/keywords",
+        response_model=KeywordsResponse,
+        responses={code: {"model": ErrorResponse} for code in (422, 503)},
+        summary="Keywords of a text (`text`) or of up to 64 (`texts`), by the fine-tuned KoBART in one batched "
+                "beam search, or by the morphological analyser until a model is trained (`model` says which).",
+    )
+    async def keywords_route(self, request: KeywordsRequest):
+        return answered(await self.keywords.extract.remote(request))
 
     @app.post(
         "/v1/qa",

@@ -106,7 +106,7 @@ class RetrieverServer:
             for i in rows:
                 request = requests[i][1]
                 results[i] = retriever.search([request.query], request.top_k, request.mode, vector_of.get(i),
-                                              request.dense_weight)[0]
+                                              request.dense_weight, request.sparse_query)[0]
         return results
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:

@@ -16,6 +16,9 @@ class RetrieveRequest(BaseModel):
     mode: Mode = "hybrid"
     dense_weight: float | None = Field(default=None, ge=0, le=100,
                                        description="Hybrid only: the dense ranking's fusion weight (BM25's is 1).")
+    expand_keywords: bool = Field(default=False, description="Add the query's extracted keywords to BM25's query.")
+    sparse_query: str | None = Field(default=None, max_length=2 * MAX_QUERY_CHARS,
+                                     description="BM25's query text when it differs from `query`.")
 
 
 class RetrievedPassage(BaseModel):

@@ -7,6 +7,7 @@ training gets 409 instead of a competing run.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import ray
@@ -16,19 +17,15 @@ from ray import serve
 from db import registry
 from db.pool import Database
 from deployments.service_error import ServiceError
-from tandem.jobs.pipelines import DPROptions, LRURecOptions, QAOptions, RankerOptions, plan, train_pipelines
+from tandem.jobs.pipelines import TrainOptions, plan, train_pipelines
 from tandem.settings import Settings
 
 
-class TrainRequest(BaseModel):
-    pipeline: Literal["lrurec", "ranker", "all", "dpr", "qa"] = Field(
+class TrainRequest(TrainOptions):
+    pipeline: Literal["lrurec", "ranker", "all", "dpr", "qa", "kobart"] = Field(
         description="`all`: LRURec, then the ranker on it; `dpr`: the retrieval encoders and their index; "
-                    "`qa`: the LLM's qa adapter."
+                    "`qa`: the LLM's qa adapter; `kobart`: the keyword model."
     )
-    lrurec: LRURecOptions = Field(default_factory=LRURecOptions)
-    ranker: RankerOptions = Field(default_factory=RankerOptions)
-    dpr: DPROptions = Field(default_factory=DPROptions)
-    qa: QAOptions = Field(default_factory=QAOptions)
 
 
 class RunRef(BaseModel):
@@ -50,6 +47,16 @@ class Trainer:
         self.settings = settings
         self.db = Database(settings.database_url, min_size=0, max_size=2)
         self.tasks: dict[str, ray.ObjectRef] = {}
+        self._watchers: set[asyncio.Task] = set()
+
+    async def _fail_if_lost(self, task: ray.ObjectRef, run_ids: list[int]) -> None:
+        """A task that dies before it reaches its runs (its worker crashed, it could not start) leaves them
+        queued or running; mark them failed with the reason. Failures inside a run are recorded by the run."""
+        try:
+            await task
+        except Exception as exc:
+            async with self.db.acquire() as conn:
+                await registry.fail_unfinished(conn, run_ids, f"training task failed: {type(exc).__name__}: {exc}")
 
     def _training(self, pipeline: str) -> bool:
         task = self.tasks.get(pipeline)
@@ -66,7 +73,9 @@ class Trainer:
         if self.settings.device == "cuda" and self.settings.train_num_gpus:
             options["num_gpus"] = self.settings.train_num_gpus
         task = _train_task.options(**options).remote(
-            self.settings, self.settings.database_url, runs, request.lrurec, request.ranker, request.dpr, request.qa
+            self.settings, self.settings.database_url, runs, TrainOptions(**request.model_dump(exclude={"pipeline"}))
         )
         self.tasks.update({p: task for p in pipelines})
+        self._watchers.add(watcher := asyncio.create_task(self._fail_if_lost(task, [r for _, r in runs])))
+        watcher.add_done_callback(self._watchers.discard)
         return TrainAccepted(run_id=runs[0][1], runs=[RunRef(id=r, pipeline=p) for p, r in runs])

@@ -111,6 +111,34 @@ def cmd_db_import_korquad(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(dataclasses.asdict(report)))
 
 
+def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from tandem.jobs.keywords import SILVER, read_tsv, silver_pairs, store_pairs
+
+    if args.tsv:
+        pairs, source = read_tsv(args.tsv), f"tsv:{args.tsv.name}"
+    else:
+        pairs, source = silver_pairs(settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"), SILVER
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        stored = asyncio.run(store_pairs(url, pairs, source))
+    print(json.dumps({"pairs": stored, "source": source}, ensure_ascii=False))
+
+
+def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
+    from db.server import database_url
+    from models.kobart.train import KeywordTrainConfig
+    from tandem.jobs.keywords import KeywordRequest, run_keyword_training
+
+    request = KeywordRequest(
+        holdout=args.holdout, max_pairs=args.max_pairs, activate=not args.no_activate,
+        train=KeywordTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or settings.keywords_lr,
+                                 seed=args.seed),
+    )
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        metrics = run_keyword_training(settings, request, url)
+    print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, ensure_ascii=False))
+
+
 def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
     from models.dpr.train import DPRTrainConfig
@@ -188,11 +216,13 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
 
 def parser() -> argparse.ArgumentParser:
     from models.dpr.train import DPRTrainConfig
+    from models.kobart.train import KeywordTrainConfig
     from models.lrurec.train import TrainConfig
     from models.verbalizer.data import DEFAULT_EXAMPLES
     from models.verbalizer.train import RankerTrainConfig
 
     TRAIN_DEFAULTS, RANKER_DEFAULTS, DPR_DEFAULTS = TrainConfig(), RankerTrainConfig(), DPRTrainConfig()
+    KEYWORD_DEFAULTS = KeywordTrainConfig()
     p = argparse.ArgumentParser(prog="tandem", description="Tandem: two-stage ML pipelines on Ray Serve.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -216,6 +246,11 @@ def parser() -> argparse.ArgumentParser:
                        "questions as qa pairs")
     kq.add_argument("path", type=Path, nargs="?", help="default: the KorQuAD 1.0 dev file under the data folder")
     kq.set_defaults(func=cmd_db_import_korquad)
+
+    kw = db.add_parser("import-keywords", help="(query, keywords) pairs: a TSV, or silver pairs from KorQuAD "
+                       "questions labelled by the morphological analyser")
+    kw.add_argument("--tsv", type=Path, help="tab-separated query and keyword columns (keywords comma-separated)")
+    kw.set_defaults(func=cmd_db_import_keywords)
 
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     lru = train.add_parser("lrurec", help="LRURec candidate generator; from the database unless --ratings")
@@ -278,6 +313,16 @@ def parser() -> argparse.ArgumentParser:
     qa.add_argument("--seed", type=int, default=RANKER_DEFAULTS.seed)
     qa.add_argument("--no-activate", action="store_true")
     qa.set_defaults(func=cmd_train_qa)
+
+    kb = train.add_parser("kobart", help="the keyword model (BART seq2seq) on the database's keyword pairs")
+    kb.add_argument("--holdout", type=float, default=0.1, help="share of pairs held out for the report")
+    kb.add_argument("--max-pairs", type=int, help="train on the first N training pairs")
+    kb.add_argument("--epochs", type=int, default=KEYWORD_DEFAULTS.epochs)
+    kb.add_argument("--batch-size", type=int, default=KEYWORD_DEFAULTS.batch_size)
+    kb.add_argument("--lr", type=float, help="default: TANDEM_KEYWORDS_LR")
+    kb.add_argument("--seed", type=int, default=KEYWORD_DEFAULTS.seed)
+    kb.add_argument("--no-activate", action="store_true")
+    kb.set_defaults(func=cmd_train_kobart)
 
     index = sub.add_parser("index", help="the retrieval index").add_subparsers(dest="action", required=True)
     ib = index.add_parser("build", help="chunk, encode and index every passage (FAISS kind from TANDEM_INDEX_KIND)")

@@ -132,6 +132,16 @@ class Settings(BaseSettings):
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
     retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
 
+    # --- keywords (KoBART) ----------------------------------------------------
+    keywords_replicas: int = Field(default=1, ge=1)
+    keywords_num_cpus: float = Field(default=0.25, ge=0)
+    keywords_max_batch_size: int = Field(default=32, ge=1, description="Texts in one batched generate.")
+    keywords_batch_wait_ms: float = Field(default=5.0, ge=0)
+    keywords_num_beams: int = Field(default=4, ge=1)
+    keywords_max_new_tokens: int = Field(default=32, ge=1)
+    keywords_max_input_tokens: int = Field(default=128, ge=8, description="Longer texts are refused with 422.")
+    keywords_lr: float = Field(default=5e-4, gt=0, description="5e-4 for the small local BART; 5e-5 for KoBART.")
+
     # --- question answering (retrieval + the qa adapter) ------------------------
     qa_top_k: int = Field(default=3, ge=1, le=10, description="Passages put in the prompt.")
     qa_max_context_tokens: int = Field(default=768, ge=32, description="LLM tokens the passages may take.")

@@ -104,10 +104,11 @@ def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None) 
 
     from deployments.ingress import Ingress
 
-    llm, candidates, shared_trainer, retriever = (serve.get_deployment_handle(d, app_name="tandem")
-                                                  for d in ("LLMServer", "Candidates", "Trainer", "Retriever"))
+    llm, candidates, shared_trainer, retriever, keywords = (
+        serve.get_deployment_handle(d, app_name="tandem")
+        for d in ("LLMServer", "Candidates", "Trainer", "Retriever", "Keywords"))
     ingress = Ingress.options(name=f"{name}-ingress").bind(settings, llm, candidates, trainer or shared_trainer,
-                                                           retriever)
+                                                           retriever, keywords)
     serve.run(ingress, name=name, route_prefix=f"/{name}")
     return f"{serve_app}/{name}"
 

@@ -106,15 +106,18 @@ class Retriever:
         return None if self.dense is None else self.dense.encoder.encode_questions(questions)
 
     def search(self, questions: list[str], top_k: int, mode: Mode, vectors: np.ndarray | None = None,
-               dense_weight: float | None = None) -> list[list[Hit]]:
-        """`dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1); None: the default."""
+               dense_weight: float | None = None, sparse_queries: list[str] | str | None = None) -> list[list[Hit]]:
+        """`dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1); None: the default.
+        `sparse_queries` replace the questions for BM25 (e.g. expanded with keywords)."""
+        if isinstance(sparse_queries, str):
+            sparse_queries = [sparse_queries]
         if mode != "sparse" and self.dense is None:
             raise LookupError("dense retrieval needs a trained DPR encoder and its index")
         if mode != "sparse" and vectors is None:
             vectors = self.encode(questions)
         depth = max(top_k, self.depth)
         dense = self._dense(vectors, depth) if mode != "sparse" else [[] for _ in questions]
-        sparse = self.sparse.search(questions, depth) if mode != "dense" else [[] for _ in questions]
+        sparse = self.sparse.search(sparse_queries or questions, depth) if mode != "dense" else [[] for _ in questions]
         weight = self.dense_weight if dense_weight is None else dense_weight
         return [self._combine(d, s, top_k, mode, weight) for d, s in zip(dense, sparse, strict=True)]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bm25s
 import numpy as np
 
-from models.dpr.korean import terms_many
+from models.korean import terms_many
 
 
 class SparseIndex:

@@ -1,5 +1,5 @@
 """Retraining from the current database, as `POST /v1/train` asks for it: LRURec, the ranker, or both in turn;
-the DPR encoder (and its index) or the qa adapter.
+the DPR encoder (and its index), the qa adapter or the keyword model.
 
 Runs in a Ray task (its own process), so serving is untouched; the deployments pick up the new
 versions through NOTIFY when each run succeeds, and keep the old ones when it fails.
@@ -12,6 +12,7 @@ import asyncio
 from pydantic import BaseModel, Field
 
 from models.dpr.train import DPRTrainConfig
+from models.kobart.train import KeywordTrainConfig
 from models.lora import LoRATrainConfig
 from models.lrurec.train import TrainConfig
 from models.verbalizer.data import DEFAULT_EXAMPLES
@@ -39,6 +40,12 @@ class QAOptions(BaseModel):
     seed: int = 0
 
 
+class KeywordOptions(BaseModel):
+    epochs: int = Field(default=KeywordTrainConfig.epochs, ge=1, le=100)
+    max_pairs: int | None = Field(default=None, ge=4, description="Training pairs; all when omitted.")
+    seed: int = 0
+
+
 class RankerOptions(BaseModel):
     examples: int = Field(default=DEFAULT_EXAMPLES, ge=1, le=100_000, description="LlamaRec-style training prompts.")
     epochs: int = Field(default=1, ge=1, le=100)
@@ -46,21 +53,29 @@ class RankerOptions(BaseModel):
     seed: int = 0
 
 
+class TrainOptions(BaseModel):
+    """Options of each pipeline a retraining may run; those of pipelines not run are ignored."""
+
+    lrurec: LRURecOptions = Field(default_factory=LRURecOptions)
+    ranker: RankerOptions = Field(default_factory=RankerOptions)
+    dpr: DPROptions = Field(default_factory=DPROptions)
+    qa: QAOptions = Field(default_factory=QAOptions)
+    kobart: KeywordOptions = Field(default_factory=KeywordOptions)
+
+
 def plan(pipeline: str) -> list[str]:
     return list(ORDER) if pipeline == "all" else [pipeline]
 
 
-def train_pipelines(
-    settings: Settings, url: str, runs: list[tuple[str, int]], lrurec: LRURecOptions, ranker: RankerOptions,
-    dpr: DPROptions | None = None, qa: QAOptions | None = None,
-) -> None:
+def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], options: TrainOptions) -> None:
     """Train each (pipeline, queued run id) in order; a failure fails its run and every run after it."""
+    from tandem.jobs.keywords import KeywordRequest, run_keyword_training
     from tandem.jobs.lrurec import TrainRequest, run_training
     from tandem.jobs.qa import QAAdapterRequest, run_qa_training
     from tandem.jobs.ranker import RankerRequest, run_ranker_training
     from tandem.jobs.retrieval import DPRRequest, run_dpr_training
 
-    dpr, qa = dpr or DPROptions(), qa or QAOptions()
+    lrurec, ranker, dpr, qa, kobart = options.lrurec, options.ranker, options.dpr, options.qa, options.kobart
     for i, (pipeline, run_id) in enumerate(runs):
         try:
             if pipeline == "lrurec":
@@ -69,6 +84,9 @@ def train_pipelines(
             elif pipeline == "dpr":
                 cfg = DPRTrainConfig(epochs=dpr.epochs, lr=settings.dpr_lr, seed=dpr.seed)
                 run_dpr_training(settings, DPRRequest(max_questions=dpr.max_questions, train=cfg), url, run_id)
+            elif pipeline == "kobart":
+                cfg = KeywordTrainConfig(epochs=kobart.epochs, lr=settings.keywords_lr, seed=kobart.seed)
+                run_keyword_training(settings, KeywordRequest(max_pairs=kobart.max_pairs, train=cfg), url, run_id)
             elif pipeline == "qa":
                 cfg = LoRATrainConfig(epochs=qa.epochs, seed=qa.seed)
                 run_qa_training(settings, QAAdapterRequest(examples=qa.examples, train=cfg), url, run_id)

@@ -24,8 +24,9 @@ def test_readyz_reports_each_check(http: httpx.Client) -> None:
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"database": "ok", "llm": "ok", "candidates": "ok"}
-    assert "lrurec" in body["models"]
+    assert body["checks"] == {"database": "ok", "llm": "ok", "candidates": "ok", "retriever": "ok",
+                              "keywords": "ok"}
+    assert "lrurec" in body["models"] and "index" in body["models"]
 
 
 def test_models_lists_the_base_model(http: httpx.Client, settings: Settings) -> None:

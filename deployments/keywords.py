@@ -1,0 +1,82 @@
+"""The keyword deployment: the active fine-tuned BART with one batched beam search for many texts
+(`@serve.batch`), or the morphological analyser until a model is registered."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ray import serve
+from ray.serve.metrics import Counter, Histogram
+
+from db.pool import Database
+from deployments.keywords_protocol import KeywordResult, KeywordsRequest, KeywordsResponse
+from deployments.model_watch import ActiveModel
+from deployments.service_error import ServiceError
+from models.kobart.model import KeywordModel
+from models.korean import analyzer_keywords
+from tandem.jobs.keywords import PIPELINE, generation_config
+from tandem.settings import Settings
+
+
+@serve.deployment(name="Keywords", max_ongoing_requests=128)
+class KeywordServer:
+    async def __init__(self, settings: Settings):
+        from transformers import AutoTokenizer
+
+        generation = generation_config(settings)
+        self.max_input_tokens = generation.max_input_tokens
+        # The base tokenizer measures inputs for the analyser too, so the length limit does not depend on
+        # whether a model is trained yet.
+        self.tokenizer = AutoTokenizer.from_pretrained(settings.bart_path)
+        self.active = ActiveModel(Database(settings.database_url, min_size=1, max_size=2), PIPELINE,
+                                  lambda v: KeywordModel.load(v.artifact_path, generation), settings.model_poll_s)
+        await self.active.start()
+        self.extract_batch.set_max_batch_size(settings.keywords_max_batch_size)
+        self.extract_batch.set_batch_wait_timeout_s(settings.keywords_batch_wait_ms / 1000)
+        self.batch_sizes = Histogram("tandem_keywords_batch_size", description="Texts per batched generate.",
+                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.texts = Counter("tandem_keywords_texts", description="Texts extracted, by model.", tag_keys=("model",))
+        self.latency = Histogram("tandem_keywords_seconds", description="Keyword request latency in the deployment.",
+                                 boundaries=[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
+
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def extract_batch(self, items: list[tuple[KeywordModel, str]]) -> list[list[str]]:
+        self.batch_sizes.observe(len(items))
+        results: list[list[str] | None] = [None] * len(items)
+        # Texts that arrived on different versions (during a swap) are extracted by their own version.
+        for model in {id(m): m for m, _ in items}.values():
+            rows = [i for i, (m, _) in enumerate(items) if m is model]
+            found = await asyncio.to_thread(model.extract, [items[i][1] for i in rows])
+            for i, keywords in zip(rows, found, strict=True):
+                results[i] = keywords
+        return results
+
+    async def extract(self, request: KeywordsRequest) -> KeywordsResponse | ServiceError:
+        started = time.monotonic()
+        texts = request.all_texts()
+        for i, text in enumerate(texts):
+            if (n := len(self.tokenizer.encode(text))) > self.max_input_tokens:
+                where = "text" if request.text is not None else f"texts[{i}]"
+                return ServiceError(status=422, param=where,
+                                    message=f"{where} is {n} tokens; the keyword model takes at most "
+                                            f"{self.max_input_tokens}")
+        model, version = self.active.current, self.active.version
+        if model is None:
+            keywords = [analyzer_keywords(t) for t in texts]
+        else:
+            keywords = await asyncio.gather(*(self.extract_batch((model, t)) for t in texts))
+        name = "analyzer" if model is None else "kobart"
+        self.texts.inc(len(texts), tags={"model": name})
+        self.latency.observe(time.monotonic() - started)
+        return KeywordsResponse(model=name, model_version=version.version if model is not None else None,
+                                results=[KeywordResult(text=t, keywords=k) for t, k in zip(texts, keywords,
+                                                                                          strict=True)])
+
+    def active_version(self) -> str | None:
+        return self.active.version.version if self.active.version else None
+
+    def __del__(self) -> None:
+        active = getattr(self, "active", None)
+        if active is not None:
+            active.stop()

@@ -1,0 +1,114 @@
+"""`tandem db import-keywords` and `tandem train kobart`: keyword pairs in the database, the model from them.
+
+No human-labelled Korean keyword set is available offline, so the default pairs are *silver*: KorQuAD
+questions labelled by the morphological analyser (`models.korean.analyzer_keywords`). A model trained on
+them learns to imitate the analyser; users bring their own TSV (`query<TAB>keyword`, keywords separated by
+commas, the seed project's format) for real training.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from models.kobart.keywords import parse_keywords, set_scores
+from models.kobart.model import GenerationConfig, KeywordModel
+from models.kobart.train import KeywordTrainConfig, Pair, train_keywords
+from models.korean import analyzer_keywords
+from tandem.jobs import registered
+from tandem.jobs.lrurec import new_version
+from tandem.settings import Settings
+
+PIPELINE = "kobart"
+SILVER = "silver:kiwipiepy"
+
+
+def read_tsv(path: Path) -> list[Pair]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        missing = {"query", "keyword"} - set(reader.fieldnames or [])
+        if missing:
+            raise ValueError(f"{path}: needs tab-separated columns query and keyword; missing {sorted(missing)}")
+        return [(row["query"].strip(), parse_keywords(row["keyword"] or "")) for row in reader if row["query"]]
+
+
+def silver_pairs(korquad: Path) -> list[Pair]:
+    questions = [qa["question"] for article in json.loads(korquad.read_text(encoding="utf-8"))["data"]
+                 for p in article["paragraphs"] for qa in p["qas"]]
+    return [(q, analyzer_keywords(q)) for q in dict.fromkeys(questions)]
+
+
+async def store_pairs(url: str, pairs: list[Pair], source: str) -> int:
+    import asyncpg
+
+    from db.keywords import upsert_keyword_pairs
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        async with conn.transaction():
+            return await upsert_keyword_pairs(conn, pairs, source)
+    finally:
+        await conn.close()
+
+
+async def _read_pairs(url: str) -> list[Pair]:
+    import asyncpg
+
+    from db.keywords import keyword_pairs
+    from db.migrate import migrate
+
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        return await keyword_pairs(conn)
+    finally:
+        await conn.close()
+
+
+def generation_config(settings: Settings) -> GenerationConfig:
+    return GenerationConfig(num_beams=settings.keywords_num_beams, max_new_tokens=settings.keywords_max_new_tokens,
+                            max_input_tokens=settings.keywords_max_input_tokens)
+
+
+@dataclass
+class KeywordRequest:
+    holdout: float = 0.1  # pairs held out for the report (fine-tuned model against the analyser)
+    max_pairs: int | None = None
+    train: KeywordTrainConfig = field(default_factory=KeywordTrainConfig)
+    activate: bool = True
+
+
+def held_out_report(model: KeywordModel, held: list[Pair]) -> dict:
+    predicted = [k for i in range(0, len(held), 64) for k in model.extract([q for q, _ in held[i : i + 64]])]
+    gold = [k for _, k in held]
+    return {"model": set_scores(predicted, gold), "analyzer": set_scores([analyzer_keywords(q) for q, _ in held], gold)}
+
+
+def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, run_id: int | None = None) -> dict:
+    pairs = asyncio.run(_read_pairs(url))
+    random.Random(request.train.seed).shuffle(pairs)
+    n_held = round(len(pairs) * request.holdout)
+    held, train_pairs = pairs[:n_held], pairs[n_held:]
+    train_pairs = train_pairs[: request.max_pairs] if request.max_pairs else train_pairs
+    if len(train_pairs) < 4:
+        raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
+    version = new_version()
+    output = settings.artifacts_dir / PIPELINE / version
+    model = KeywordModel.load(settings.bart_path, generation_config(settings))
+
+    def work(report) -> dict:
+        metrics = train_keywords(model, train_pairs, request.train, output, on_epoch=report)
+        if held:
+            metrics["held_out"] = held_out_report(KeywordModel.load(output, model.generation), held)
+            (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
+        return metrics
+
+    params = {"base": settings.bart_path, "pairs": len(train_pairs), "held_out": len(held),
+              "train": asdict(request.train)}
+    return registered.run(url, PIPELINE, params, version, output, work, request.activate, run_id)
