@@ -30,26 +30,12 @@ def build_llm(settings: Settings) -> Application:
     ).bind(settings)
 
 
-def build_candidates(settings: Settings) -> Application:
-    return CandidateServer.options(
-        num_replicas=settings.candidates_replicas,
-        ray_actor_options={"num_cpus": settings.candidates_num_cpus},
-        logging_config=logging_config(settings),
-    ).bind(settings)
-
-
-def build_retriever(settings: Settings) -> Application:
-    return RetrieverServer.options(
-        num_replicas=settings.retriever_replicas,
-        ray_actor_options={"num_cpus": settings.retriever_num_cpus},
-        logging_config=logging_config(settings),
-    ).bind(settings)
-
-
-def build_keywords(settings: Settings) -> Application:
-    return KeywordServer.options(
-        num_replicas=settings.keywords_replicas,
-        ray_actor_options={"num_cpus": settings.keywords_num_cpus},
+def build_model_server(settings: Settings, deployment, name: str) -> Application:
+    """A small-model deployment (candidates, retriever, keywords) with its `<name>_replicas` and
+    `<name>_num_cpus` settings."""
+    return deployment.options(
+        num_replicas=getattr(settings, f"{name}_replicas"),
+        ray_actor_options={"num_cpus": getattr(settings, f"{name}_num_cpus")},
         logging_config=logging_config(settings),
     ).bind(settings)
 
@@ -68,5 +54,6 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     return Ingress.options(
         num_replicas=settings.ingress_replicas,
         logging_config=logging_config(settings),
-    ).bind(settings, build_llm(settings), build_candidates(settings), Trainer.bind(settings),
-           build_retriever(settings), build_keywords(settings))
+    ).bind(settings, build_llm(settings), build_model_server(settings, CandidateServer, "candidates"),
+           Trainer.bind(settings), build_model_server(settings, RetrieverServer, "retriever"),
+           build_model_server(settings, KeywordServer, "keywords"))

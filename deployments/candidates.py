@@ -14,7 +14,7 @@ from db.interactions import titles, user_history
 from db.pool import Database
 from db.upsert import missing_ids
 from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
-from deployments.model_watch import ActiveModel
+from deployments.model_watch import ActiveModel, ServesActiveModel
 from deployments.service_error import ServiceError
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Ranked, Recommender
@@ -28,7 +28,7 @@ def load_recommender(version) -> Recommender:
 
 
 @serve.deployment(name="Candidates", max_ongoing_requests=128)
-class CandidateServer:
+class CandidateServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
         self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
         self.active = ActiveModel(self.db, PIPELINE, load_recommender, settings.model_poll_s)
@@ -93,11 +93,3 @@ class CandidateServer:
             history=[HistoryItem(item_id=i, title=names.get(i), comment=c)
                      for i, c in zip(recent, recent_comments, strict=True)],
         )
-
-    def active_version(self) -> str | None:
-        return self.active.version.version if self.active.version else None
-
-    def __del__(self) -> None:
-        active = getattr(self, "active", None)
-        if active is not None:
-            active.stop()

@@ -11,7 +11,7 @@ from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
 from deployments.keywords_protocol import KeywordResult, KeywordsRequest, KeywordsResponse
-from deployments.model_watch import ActiveModel
+from deployments.model_watch import ActiveModel, ServesActiveModel
 from deployments.service_error import ServiceError
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
@@ -20,7 +20,7 @@ from tandem.settings import Settings
 
 
 @serve.deployment(name="Keywords", max_ongoing_requests=128)
-class KeywordServer:
+class KeywordServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
         from transformers import AutoTokenizer
 
@@ -72,11 +72,3 @@ class KeywordServer:
         return KeywordsResponse(model=name, model_version=version.version if model is not None else None,
                                 results=[KeywordResult(text=t, keywords=k) for t, k in zip(texts, keywords,
                                                                                           strict=True)])
-
-    def active_version(self) -> str | None:
-        return self.active.version.version if self.active.version else None
-
-    def __del__(self) -> None:
-        active = getattr(self, "active", None)
-        if active is not None:
-            active.stop()

@@ -122,3 +122,17 @@ class ActiveAdapters(VersionWatch):
             changed = True
             log.info("adapter version active", extra={"pipeline": version.pipeline, "version": version.version})
         return changed
+
+
+class ServesActiveModel:
+    """For deployments that serve one pipeline's active version as `self.active`."""
+
+    active: ActiveModel
+
+    def active_version(self) -> str | None:
+        return self.active.version.version if self.active.version else None
+
+    def __del__(self) -> None:
+        active = getattr(self, "active", None)
+        if active is not None:
+            active.stop()

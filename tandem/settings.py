@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     lora_target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
     train_num_cpus: float = Field(
-        default=0.5, gt=0, description="CPUs a training task asks Ray for; half a core fits beside the models here."
+        default=0.25, gt=0, description="CPUs a training task asks Ray for; on 2 cores the LLM (1) and the three "
+        "small models (0.25 each) leave 0.25.",
     )
     train_num_gpus: float = Field(default=0.0, ge=0, description="GPUs a training task asks Ray for (cuda).")
 
