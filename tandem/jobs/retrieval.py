@@ -131,7 +131,8 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
     def build(report) -> dict:
         report(stage="encoding", passages=len(collection.passages))
         dense = build_dense(DualEncoder.load(dpr), collection.passages, config, settings.chunk_tokens, progress=True)
-        meta = {"dpr_artifact": str(dpr), "passages": len(collection.passages), "config": asdict(config)}
+        meta = {"version": version, "dpr_artifact": str(dpr), "passages": len(collection.passages),
+                "config": asdict(config)}
         dense.save(output, meta)
         return {**meta, "chunks": len(dense.chunk_passage)}
 
