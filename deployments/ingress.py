@@ -100,6 +100,7 @@ class Ingress:
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
         models: dict[str, str | None] = {}
+        collection: dict | None = None
         try:
             adapters = await asyncio.wait_for(self.llm.adapter_versions.remote(), timeout=READY_TIMEOUT_S)
             models |= {name: adapters.get(name) for name in ADAPTER_PIPELINES}
@@ -113,7 +114,8 @@ class Ingress:
             checks["candidates"] = f"not ready: {type(exc).__name__} {exc}".strip()
         try:
             status = await asyncio.wait_for(self.retriever.status.remote(), READY_TIMEOUT_S)
-            models["index"] = status["index"]
+            models["index"] = status.pop("index")
+            collection = status
             checks["retriever"] = "ok"
         except Exception as exc:
             checks["retriever"] = f"not ready: {type(exc).__name__} {exc}".strip()
@@ -124,7 +126,8 @@ class Ingress:
             checks["keywords"] = f"not ready: {type(exc).__name__} {exc}".strip()
         ready = all(v == "ok" for v in checks.values())
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
-        body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models}
+        body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models,
+                "retrieval": collection}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     @app.post(

@@ -134,9 +134,13 @@ class RetrieverServer:
                                 fallback=fallback)
 
     def status(self) -> dict:
+        """The served index version, the passages searchable by BM25, and how many of them the dense index holds."""
         current = self.collection.current
-        return {"passages": len(current.passages) if current else None,
-                "index": self.collection.index_version.version if self.collection.index_version else None}
+        indexed = None
+        if current is not None and current.dense is not None:
+            indexed = len(current.dense.indexed_passages() & current.passages.keys())
+        return {"index": self.collection.index_version.version if self.collection.index_version else None,
+                "passages": len(current.passages) if current else None, "indexed_passages": indexed}
 
     def __del__(self) -> None:
         collection = getattr(self, "collection", None)
