@@ -185,7 +185,8 @@ def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
     modes = ["dense", "sparse", "hybrid"] if args.mode == "all" else [args.mode]
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         print(json.dumps(run_retrieval_eval(settings, url, modes, args.dpr, args.holdout, args.split_seed,
-                                            args.max_questions, args.exclude_holdout, args.dense_weights)))
+                                            args.max_questions, args.exclude_holdout, args.dense_weights,
+                                            args.expand_keywords)))
 
 
 def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
@@ -344,6 +345,8 @@ def parser() -> argparse.ArgumentParser:
     er.add_argument("--exclude-holdout", type=float, default=0.0,
                     help="leave out the documents this smaller holdout holds out (a dev slice for tuning)")
     er.add_argument("--dense-weights", type=float, nargs="*", help="also report hybrid at these dense weights")
+    er.add_argument("--expand-keywords", action="store_true",
+                    help="also report sparse with the analyser's keywords added to the query")
     er.set_defaults(func=cmd_eval_retrieval)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)

@@ -18,14 +18,15 @@ def test_import_korquad_then_evaluate_bm25(fresh_db: str, project_root: Path) ->
     imported = tandem("db", "import-korquad", cwd=project_root, database_url=fresh_db)
     assert imported.returncode == 0, imported.stderr
     assert json.loads(imported.stdout.splitlines()[-1])["passages"] == 964
-    evaluated = tandem("eval", "retrieval", "--mode", "sparse", "--max-questions", "200", cwd=project_root,
-                       database_url=fresh_db)
+    evaluated = tandem("eval", "retrieval", "--mode", "sparse", "--max-questions", "200", "--expand-keywords",
+                       cwd=project_root, database_url=fresh_db)
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout.splitlines()[-1])
     sparse = report["sparse"]
     assert report["questions"] == 200 and sparse["top1"] <= sparse["top5"] <= sparse["top20"]
     assert sparse["top5"] > 0.9  # BM25 over morphemes on KorQuAD's 964 paragraphs
     assert "debug" not in evaluated.stderr
+    assert report["sparse+keywords"]["questions"] == 200 and report["sparse+keywords"]["top20"] > 0.9
 
 
 def test_dense_evaluation_without_an_encoder_says_what_to_do(fresh_db: str, project_root: Path) -> None:

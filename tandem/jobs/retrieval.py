@@ -21,6 +21,7 @@ from models.dpr.evaluate import retrieval_metrics
 from models.dpr.retriever import DenseSide, Mode, Passage, Retriever, build_dense
 from models.dpr.sparse_index import SparseIndex
 from models.dpr.train import DPRTrainConfig, train
+from models.korean import analyzer_keywords
 from tandem.jobs import registered
 from tandem.jobs.lrurec import new_version
 from tandem.settings import Settings
@@ -147,13 +148,16 @@ def load_dense(index_dir: Path) -> DenseSide:
 
 def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
                        holdout: float = 0.2, split_seed: int = 0, max_questions: int | None = None,
-                       exclude_holdout: float = 0.0, dense_weights: list[float] | None = None) -> dict:
+                       exclude_holdout: float = 0.0, dense_weights: list[float] | None = None,
+                       expand_keywords: bool = False) -> dict:
     """Top-k accuracy and MRR@10 of each mode on the held-out questions, over the whole collection. With
     `dpr`, the index is built here from that encoder; otherwise the active index is used.
 
     `exclude_holdout` leaves out the documents a smaller holdout would hold out: an encoder trained with
     holdout 0.3 can have its fusion weight tuned on the 0.2-0.3 slice and be tested on the first 0.2.
-    Hybrid is reported at the default dense weight, and at each of `dense_weights` as `hybrid@w`."""
+    Hybrid is reported at the default dense weight, and at each of `dense_weights` as `hybrid@w`. With
+    `expand_keywords`, sparse is also reported with the analyser's keywords added to BM25's query
+    (`sparse+keywords`), as `/v1/retrieve` does with `expand_keywords` before a keyword model is trained."""
     collection = read_collection(url)
     _, held_out = split_by_document(collection.questions, holdout, split_seed)
     if exclude_holdout:
@@ -182,4 +186,8 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
     for name, mode, weight in runs:
         hits = retriever.search(questions, 20, mode, vectors, weight)
         report[name] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
+    if expand_keywords and "sparse" in modes:
+        expanded = [" ".join([q, *analyzer_keywords(q)]) for q in questions]
+        hits = retriever.search(questions, 20, "sparse", sparse_queries=expanded)
+        report["sparse+keywords"] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
     return report
