@@ -54,6 +54,14 @@ def service_error_response(error: ServiceError) -> JSONResponse:
     return error_response(error.status, error.message, error.type, error.param)
 
 
+async def _ask(call) -> tuple[object, str]:
+    """A deployment's answer and "ok", or None and why it is not ready."""
+    try:
+        return await asyncio.wait_for(call, READY_TIMEOUT_S), "ok"
+    except Exception as exc:
+        return None, f"not ready: {type(exc).__name__} {exc}".strip()
+
+
 def answered(result):
     """A deployment's result as the route's answer: a ServiceError becomes its JSON error response."""
     return service_error_response(result) if isinstance(result, ServiceError) else result
@@ -99,31 +107,16 @@ class Ingress:
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
-        models: dict[str, str | None] = {}
-        collection: dict | None = None
-        try:
-            adapters = await asyncio.wait_for(self.llm.adapter_versions.remote(), timeout=READY_TIMEOUT_S)
-            models |= {name: adapters.get(name) for name in ADAPTER_PIPELINES}
-            checks["llm"] = "ok"
-        except Exception as exc:
-            checks["llm"] = f"not ready: {type(exc).__name__} {exc}".strip()
-        try:
-            models["lrurec"] = await asyncio.wait_for(self.candidates_server.active_version.remote(), READY_TIMEOUT_S)
-            checks["candidates"] = "ok"
-        except Exception as exc:
-            checks["candidates"] = f"not ready: {type(exc).__name__} {exc}".strip()
-        try:
-            status = await asyncio.wait_for(self.retriever.status.remote(), READY_TIMEOUT_S)
-            models["index"] = status.pop("index")
-            collection = status
-            checks["retriever"] = "ok"
-        except Exception as exc:
-            checks["retriever"] = f"not ready: {type(exc).__name__} {exc}".strip()
-        try:
-            models["kobart"] = await asyncio.wait_for(self.keywords.active_version.remote(), READY_TIMEOUT_S)
-            checks["keywords"] = "ok"
-        except Exception as exc:
-            checks["keywords"] = f"not ready: {type(exc).__name__} {exc}".strip()
+        # Every deployment is asked at once, so a stuck one costs one timeout, not one each.
+        asked = await asyncio.gather(
+            _ask(self.llm.adapter_versions.remote()), _ask(self.candidates_server.active_version.remote()),
+            _ask(self.retriever.status.remote()), _ask(self.keywords.active_version.remote()))
+        checks |= {name: state for name, (_, state) in zip(("llm", "candidates", "retriever", "keywords"), asked,
+                                                             strict=True)}
+        adapters, lrurec, status, kobart = (answer for answer, _ in asked)
+        models = {name: (adapters or {}).get(name) for name in ADAPTER_PIPELINES}
+        models |= {"lrurec": lrurec, "kobart": kobart, "index": status.pop("index") if status else None}
+        collection = status
         ready = all(v == "ok" for v in checks.values())
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
         body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models,
