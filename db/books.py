@@ -33,3 +33,19 @@ async def get_book(conn: asyncpg.Connection, external_id: str) -> Book:
 
 async def list_books(conn: asyncpg.Connection, *, after: str | None, limit: int) -> list[Book]:
     return [Book(**r) for r in await fetch_page(conn, "books", _BOOK_FIELDS, after=after, limit=limit)]
+
+
+CHANNEL = "books"
+
+
+async def catalogue_stamps(conn: asyncpg.Connection) -> dict[int, object]:
+    """Internal id → last update time of every catalogue book: what a searcher compares to see changes."""
+    return {r["id"]: r["updated_at"] for r in await conn.fetch("SELECT id, updated_at FROM books")}
+
+
+async def catalogue_books(conn: asyncpg.Connection, ids: list[int]) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT id, external_id, title, author, categories, introduction, updated_at FROM books
+           WHERE id = ANY($1::bigint[]) ORDER BY id""",
+        ids,
+    )

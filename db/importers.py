@@ -1,4 +1,5 @@
-"""Bulk importers (`tandem db import ...`): CSV files into users, items and interactions, with progress."""
+"""Bulk importers (`tandem db import ...`): ratings, KorQuAD and the book catalogue into the database, with
+progress."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from pathlib import Path
 import asyncpg
 from rich.progress import Progress
 
+from db.books import upsert_books
 from db.documents import upsert_documents
 from db.interactions import copy_interactions, upsert_items
 from db.passages import insert_qa_pairs
 from db.records import DocumentIn, ItemIn, UserIn
 from db.users import upsert_users
+from tandem.books_csv import read_books
 from tandem.ratings_csv import read_items, read_ratings
 
 CHUNK = 10_000
@@ -94,3 +97,26 @@ async def import_korquad(conn: asyncpg.Connection, path: Path) -> KorQuADReport:
             progress.advance(task, len(qas[i : i + 1000]))
     return KorQuADReport(documents=len(docs), passages=sum(len(d.passages) for d in docs),
                          questions_read=len(qas), questions_new=new)
+
+
+@dataclass
+class BooksReport:
+    rows_repeated: int
+    books: int
+    created: int
+    updated: int
+    unchanged: int
+
+
+async def import_books(conn: asyncpg.Connection, path: Path) -> BooksReport:
+    """The Aladin catalogue CSV, cleaned (`tandem.books_csv`), upserted by ISBN in one transaction."""
+    books, repeated = read_books(path)
+    with Progress() as progress:
+        task = progress.add_task("books", total=len(books))
+        totals = {"created": 0, "updated": 0, "unchanged": 0}
+        async with conn.transaction():
+            for i in range(0, len(books), 200):
+                result = await upsert_books(conn, books[i : i + 200])
+                totals = {k: v + getattr(result, k) for k, v in totals.items()}
+                progress.advance(task, len(books[i : i + 200]))
+    return BooksReport(rows_repeated=repeated, books=len(books), **totals)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -153,3 +153,49 @@ class InsertResult(BaseModel):
     received: int
     inserted: int
     duplicates: int = Field(description="Records already stored (same user, item and time): not written again.")
+
+
+class ReadingEntryIn(Record):
+    book_id: ExternalId | None = Field(
+        default=None, description="External id of a catalogue book; without it the title is matched to the catalogue.")
+    title: Text
+    author: str | None = None
+    rating: float | None = Field(default=None, ge=0, le=5, description="The user's rating, 0 to 5.")
+    review: str | None = Field(default=None, max_length=10_000)
+    read_at: date | None = None
+    genres: list[str] = Field(default_factory=list)
+
+
+class ReadingEntry(ReadingEntryIn):
+    in_catalogue: bool = Field(description="Whether the entry is linked to a catalogue book.")
+
+
+class ReadingHistoryBatch(Record):
+    user_id: ExternalId
+    entries: list[ReadingEntryIn] = Field(min_length=1, max_length=1000)
+
+
+class ReadingPreferences(Record):
+    genres: dict[str, float] = Field(default_factory=dict,
+                                     description="Genre → weight in [0, 1]: how much the user likes it.")
+    reading_style: str | None = Field(default=None, max_length=500, description="e.g. 짧은 호흡으로 읽기")
+    keywords: list[str] = Field(default_factory=list, max_length=50)
+    avoid_topics: list[str] = Field(default_factory=list, max_length=50,
+                                    description="Books whose title, categories or introduction mention one of "
+                                                "these are never recommended.")
+
+    @field_validator("genres")
+    @classmethod
+    def _weights(cls, genres: dict[str, float]) -> dict[str, float]:
+        if bad := {g: w for g, w in genres.items() if not 0 <= w <= 1}:
+            raise ValueError(f"genre weights must be in [0, 1]: {bad}")
+        return genres
+
+    @field_validator("keywords", "avoid_topics")
+    @classmethod
+    def _terms(cls, terms: list[str]) -> list[str]:
+        return list(dict.fromkeys(t.strip() for t in terms if t.strip()))
+
+
+class UserReadingPreferences(ReadingPreferences):
+    user_id: ExternalId

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from db import books, documents, idempotency, interactions, users
+from db import books, documents, idempotency, interactions, reading, users
 from db.pool import Database
 from db.records import (
     Book,
@@ -24,11 +24,15 @@ from db.records import (
     InteractionBatch,
     Item,
     ItemBatch,
+    ReadingEntry,
+    ReadingHistoryBatch,
+    ReadingPreferences,
     Survey,
     SurveyBatch,
     UpsertResult,
     User,
     UserBatch,
+    UserReadingPreferences,
 )
 from deployments.openai_protocol import ErrorResponse
 
@@ -172,6 +176,44 @@ async def list_books(db: DB, after: After = None, limit: Limit = 100):
 async def get_book(external_id: str, db: DB):
     async with db.acquire() as conn:
         return await books.get_book(conn, external_id)
+
+
+class ReadingResult(BaseModel):
+    received: int
+    written: int
+
+
+@router.post("/reading-history", response_model=ReadingResult, responses=ERRORS,
+             summary="Add or update books a user has read (by title); catalogue books by id or exact title.")
+async def post_reading_history(batch: ReadingHistoryBatch, db: DB, key: IdempotencyKey = None):
+    async def work(conn):
+        n = await reading.add_reading(conn, batch.user_id, batch.entries)
+        return ReadingResult(received=len(batch.entries), written=n)
+
+    return await write(db, "/v1/reading-history", batch, key, work)
+
+
+@router.get("/reading-history", response_model=list[ReadingEntry], responses=ERRORS,
+            summary="A user's reading history, most recent first.")
+async def get_reading_history(db: DB, user_id: str):
+    async with db.acquire() as conn:
+        return await reading.reading_history(conn, user_id)
+
+
+@router.put("/reading-preferences", response_model=UserReadingPreferences, responses=ERRORS,
+            summary="Replace a user's reading preferences: genre weights, style, keywords, topics to avoid.")
+async def put_reading_preferences(prefs: UserReadingPreferences, db: DB, key: IdempotencyKey = None):
+    async def work(conn):
+        await reading.set_preferences(conn, prefs.user_id, prefs)
+        return prefs
+
+    return await write(db, "/v1/reading-preferences", prefs, key, work)
+
+
+@router.get("/reading-preferences", response_model=ReadingPreferences, responses=ERRORS)
+async def get_reading_preferences(db: DB, user_id: str):
+    async with db.acquire() as conn:
+        return await reading.preferences(conn, user_id)
 
 
 @router.post(

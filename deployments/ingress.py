@@ -16,6 +16,17 @@ from ray.serve.metrics import Counter
 from db import registry
 from db.pool import Database
 from deployments.answer import answer, generation, retrieve_for, sources, unanswered
+from deployments.books import judge_books, recommend_books, search_catalogue
+from deployments.books_protocol import (
+    BookJudgement,
+    BookJudgementRequest,
+    BookQuestion,
+    BookRecommendationRequest,
+    BookRecommendationResponse,
+    BookSearchResponse,
+    CatalogueSearchRequest,
+    QuestionOption,
+)
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
@@ -34,6 +45,7 @@ from deployments.recommend_protocol import RecommendationRequest, Recommendation
 from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
 from deployments.trainer import TrainAccepted, TrainRequest
+from models.books.questions import QUESTIONS
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.ingress")
@@ -47,6 +59,16 @@ app = FastAPI(
 )
 install_error_handlers(app)
 app.add_middleware(BodySizeLimit)
+
+
+# Before the ingestion routes, whose GET /v1/books/{external_id} would otherwise take this path.
+@app.get("/v1/books/questions", response_model=list[BookQuestion],
+         summary="The five questions of the book recommender, each with example answers.")
+async def book_questions() -> list[BookQuestion]:
+    return [BookQuestion(key=q.key, text=q.text, examples=[QuestionOption(key=o.key, label=o.label)
+                                                           for o in q.options]) for q in QUESTIONS]
+
+
 app.include_router(ingestion_router)
 
 
@@ -219,6 +241,40 @@ class Ingress:
             yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
+
+    @app.post(
+        "/v1/books/search",
+        response_model=BookSearchResponse,
+        responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
+        summary="Catalogue books for a query (dense + BM25); with `user_id`, never a book the user read or one "
+                "on a topic they avoid.",
+    )
+    async def book_search(self, request: CatalogueSearchRequest):
+        return answered(await search_catalogue(request, self.db, self.retriever))
+
+    @app.post(
+        "/v1/books/recommendations",
+        response_model=BookRecommendationResponse,
+        responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
+        summary="n catalogue books for the five answers (and a user's reading life), chosen by the LLM among "
+                "retrieved candidates with a reason each; never a book read or one on an avoided topic.",
+    )
+    async def book_recommendations(self, request: BookRecommendationRequest):
+        return answered(await recommend_books(request, self.settings, self.db, self.retriever, self.llm))
+
+    @app.post(
+        "/v1/books/judgements",
+        response_model=BookJudgement,
+        responses={code: {"model": ErrorResponse} for code in (404, 422, 502, 503)},
+        summary="Score a book recommendation 0-5 against a fixed rubric, by the LLM in a separate call "
+                "(the seed project's evaluation).",
+    )
+    async def book_judgements(self, request: BookJudgementRequest):
+        try:
+            return answered(await judge_books(request, self.settings, self.db, self.llm))
+        except asyncio.TimeoutError:
+            return error_response(503, f"judging took longer than {self.settings.books_timeout_s:g} s",
+                                  "service_unavailable")
 
     @app.post(
         "/v1/train",

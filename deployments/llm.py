@@ -10,6 +10,14 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
+from deployments.books_protocol import (
+    BookChoice,
+    BookChoiceRequest,
+    BookJudgement,
+    BookJudgeRequest,
+    BookPick,
+    LLMUsage,
+)
 from deployments.llm_engine import LLMEngine
 from deployments.model_watch import ActiveAdapters
 from deployments.openai_protocol import (
@@ -22,6 +30,8 @@ from deployments.openai_protocol import (
 from deployments.recommend_protocol import RankRequest, RankResult
 from deployments.retriever_protocol import QAGeneration, QAPrompt
 from deployments.service_error import ServiceError
+from models.books.catalogue import CatalogueBook
+from models.books.prompts import JUDGE_SCHEMA, BookPrompter, choice_schema, parse_choice, parse_judgement
 from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer
 from tandem.settings import Settings
@@ -41,6 +51,9 @@ class LLMServer:
         # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
         self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
         self.qa_prompter = QAPrompter(self.engine.tokenizer, settings.qa_max_context_tokens)
+        self.book_prompter = BookPrompter(self.engine.tokenizer, settings.books_max_prompt_tokens,
+                                          settings.books_intro_chars)
+        self.books_reason_chars = settings.books_reason_chars
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
@@ -141,6 +154,55 @@ class LLMServer:
         self.latency.observe(time.monotonic() - started, tags={"kind": "answer"})
         yield QAGeneration(text="", model=model, adapter_version=version, prompt_tokens=len(prompt),
                            completion_tokens=tokens, passages_used=used, finished=True)
+
+    def _adapter(self, pipeline: str):
+        """The pipeline's adapter when one is served, else the base model: (LoRARequest or None, model name,
+        adapter version)."""
+        if pipeline not in self.engine.adapters:
+            return None, self.model_name, None
+        version = self.adapters.versions.get(pipeline)
+        return (self.engine.adapters[pipeline], f"{self.model_name}:{pipeline}",
+                version.version if version else None)
+
+    async def choose_books(self, request: BookChoiceRequest) -> BookChoice | ServiceError:
+        """n of the candidates with a reason each, as JSON constrained to the candidates' ids (the `books`
+        adapter, or the base model until one is trained)."""
+        started = time.monotonic()
+        lora, model, version = self._adapter("books")
+        books = [CatalogueBook(c.book_id, c.title, c.author, tuple(c.categories), c.introduction)
+                 for c in request.candidates]
+        prompt, shown = self.book_prompter.choose(request.answers, request.reader, books, request.n)
+        ids = [b.id for b in shown]
+        schema = choice_schema(ids, min(request.n, len(ids)), self.books_reason_chars)
+        try:
+            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
+            picks = parse_choice(text, ids)
+        except self.engine.client_errors as exc:
+            result = ServiceError(status=502, type="llm_error", message=str(exc))
+        else:
+            self.tokens.inc(completion_tokens)
+            result = BookChoice(picks=[BookPick(book_id=p.book_id, reason=p.reason) for p in picks],
+                                candidates_shown=len(shown), model=model, adapter_version=version,
+                                usage=LLMUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        self._record("books", started, result)
+        return result
+
+    async def judge_books(self, request: BookJudgeRequest) -> BookJudgement | ServiceError:
+        """A recommendation scored 0-5 against the fixed rubric, by the base model, in its own call."""
+        started = time.monotonic()
+        chosen = [(CatalogueBook(c.book_id, c.title, c.author, tuple(c.categories), c.introduction), reason)
+                  for c, reason in request.chosen]
+        prompt = self.book_prompter.judge(request.answers, request.reader, chosen)
+        try:
+            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, JUDGE_SCHEMA, None)
+            score, rationale = parse_judgement(text)
+        except self.engine.client_errors as exc:
+            result = ServiceError(status=502, type="llm_error", message=str(exc))
+        else:
+            result = BookJudgement(score=score, rationale=rationale,
+                                   usage=LLMUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+        self._record("judge", started, result)
+        return result
 
     def models(self) -> list[str]:
         return self.engine.model_ids()

@@ -42,6 +42,7 @@ Final = tuple[list[int], list["CompletionOutput"]]
 
 
 def engine_args(settings: Settings):
+    from vllm.config import StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     args = dict(
@@ -55,6 +56,8 @@ def engine_args(settings: Settings):
         max_lora_rank=settings.llm_max_lora_rank,
         # No SamplingParams default would let a client ask for all logprobs of a 256k vocabulary.
         max_logprobs=max(20, settings.ranker_candidates),
+        # Structured (JSON) answers without indentation: whitespace only costs tokens.
+        structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
     )
     if settings.device == "cuda":
         args["gpu_memory_utilization"] = settings.llm_gpu_memory_utilization
@@ -78,6 +81,7 @@ class LLMEngine:
         # Errors caused by the request itself, e.g. a prompt longer than max_model_len: HTTP 400.
         self.client_errors = (ValueError, VLLMClientError)
         self.model_name = settings.llm_name
+        self.max_model_len = settings.llm_max_model_len
         # The HF tokenizer renders chat templates and verbalizer prompts; vLLM is given token ids or text.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
         self.engine = AsyncLLM.from_engine_args(engine_args(settings), stat_loggers=stat_loggers)
@@ -243,6 +247,20 @@ class LLMEngine:
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
         async for c, delta in self._deltas(TokensPrompt(prompt_token_ids=prompt_ids), params, lora):
             yield c, delta
+
+    async def structured(self, prompt: str, schema: dict, lora: LoRARequest | None) -> tuple[str, int, int]:
+        """Greedy text constrained to JSON matching `schema` (vLLM structured output): the text and the
+        prompt and completion token counts. The schema bounds the output
+        (enums, maxLength, maxItems), so the rest of the context is its token limit."""
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+        from vllm.sampling_params import StructuredOutputsParams
+
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
+        params = SamplingParams(max_tokens=max(1, self.max_model_len - len(ids)), temperature=0.0,
+                                structured_outputs=StructuredOutputsParams(json=schema))
+        prompt_ids, outputs = await self._final(TokensPrompt(prompt_token_ids=ids), params, lora)
+        return outputs[0].text, len(prompt_ids), len(outputs[0].token_ids)
 
     # --- scoring ---------------------------------------------------------------------------------
     async def label_logprobs(

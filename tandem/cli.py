@@ -111,6 +111,14 @@ def cmd_db_import_korquad(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(dataclasses.asdict(report)))
 
 
+def cmd_db_import_books(settings: Settings, args: argparse.Namespace) -> None:
+    from db.importers import import_books
+
+    path = args.path or settings.data_dir / "books" / "aladin_raw_data.csv"
+    report = asyncio.run(_with_connection(settings, lambda conn: import_books(conn, path)))
+    print(json.dumps(dataclasses.asdict(report)))
+
+
 def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
     from tandem.jobs.keywords import SILVER, read_tsv, silver_pairs, store_pairs
@@ -247,6 +255,10 @@ def parser() -> argparse.ArgumentParser:
                        "questions as qa pairs")
     kq.add_argument("path", type=Path, nargs="?", help="default: the KorQuAD 1.0 dev file under the data folder")
     kq.set_defaults(func=cmd_db_import_korquad)
+
+    bk = db.add_parser("import-books", help="the Aladin book catalogue CSV, cleaned, upserted by ISBN")
+    bk.add_argument("path", type=Path, nargs="?", help="default: books/aladin_raw_data.csv under the data folder")
+    bk.set_defaults(func=cmd_db_import_books)
 
     kw = db.add_parser("import-keywords", help="(query, keywords) pairs: a TSV, or silver pairs from KorQuAD "
                        "questions labelled by the morphological analyser")

@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     )
     llm_served_name: str = Field(default="", description="Name clients pass as `model`; defaults to the folder name.")
     llm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
-    llm_max_model_len: int = Field(default=2048, ge=16)
+    llm_max_model_len: int = Field(default=4096, ge=16)
     llm_kv_cache_gib: float = Field(default=1.0, gt=0, description="CPU KV-cache space per engine.")
     llm_enforce_eager: bool = Field(default=True, description="Skip graph capture: faster start, needed on CPU.")
     llm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
@@ -151,6 +151,18 @@ class Settings(BaseSettings):
         "above this dense score; unset, only passages that share a term do.",
     )
     qa_timeout_s: float = Field(default=120.0, gt=0)
+
+    # --- book recommendation (catalogue search + the books adapter) ---------------
+    books_candidates: int = Field(default=8, ge=1, le=50, description="Catalogue books the LLM chooses from.")
+    books_mode: Literal["dense", "sparse", "hybrid"] = "hybrid"
+    # The answer's JSON takes the context the prompt leaves: up to ~3 tokens per Korean character of a reason
+    # with SmolLM2's English tokenizer, far fewer with Gemma's.
+    books_max_prompt_tokens: int = Field(default=2048, ge=128, description="The choice prompt's token budget; "
+                                         "candidates that do not fit are left out.")
+    books_intro_chars: int = Field(default=60, ge=0, description="Characters of each introduction in prompts.")
+    books_reason_chars: int = Field(default=60, ge=10, description="Longest reason the JSON schema allows.")
+    books_history_k: int = Field(default=3, ge=0, description="Books read that the rag method uses.")
+    books_timeout_s: float = Field(default=120.0, gt=0)
 
     @field_validator("var_dir", "data_dir")
     @classmethod

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -106,20 +107,22 @@ class Retriever:
         return None if self.dense is None else self.dense.encoder.encode_questions(questions)
 
     def search(self, questions: list[str], top_k: int, mode: Mode, vectors: np.ndarray | None = None,
-               dense_weight: float | None = None, sparse_queries: list[str] | str | None = None) -> list[list[Hit]]:
+               dense_weight: float | None = None, sparse_queries: list[str] | str | None = None,
+               keep: Callable[[int], bool] | None = None) -> list[list[Hit]]:
         """`dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1); None: the default.
-        `sparse_queries` replace the questions for BM25 (e.g. expanded with keywords)."""
+        `sparse_queries` replace the questions for BM25 (e.g. expanded with keywords). With `keep`, only
+        passages it accepts are returned, and the whole collection is searched so that top_k of them remain."""
         if isinstance(sparse_queries, str):
             sparse_queries = [sparse_queries]
         if mode != "sparse" and self.dense is None:
             raise LookupError("dense retrieval needs a trained DPR encoder and its index")
         if mode != "sparse" and vectors is None:
             vectors = self.encode(questions)
-        depth = max(top_k, self.depth)
+        depth = len(self.passages) if keep is not None else max(top_k, self.depth)
         dense = self._dense(vectors, depth) if mode != "sparse" else [[] for _ in questions]
         sparse = self.sparse.search(sparse_queries or questions, depth) if mode != "dense" else [[] for _ in questions]
         weight = self.dense_weight if dense_weight is None else dense_weight
-        return [self._combine(d, s, top_k, mode, weight) for d, s in zip(dense, sparse, strict=True)]
+        return [self._combine(d, s, top_k, mode, weight, keep) for d, s in zip(dense, sparse, strict=True)]
 
     def _dense(self, vectors: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
         # Several chunks of one passage can fill the top; search deeper so `depth` passages remain.
@@ -133,7 +136,7 @@ class Retriever:
         return results
 
     def _combine(self, dense: list[tuple[int, float]], sparse: list[tuple[int, float]], top_k: int,
-                 mode: Mode, dense_weight: float) -> list[Hit]:
+                 mode: Mode, dense_weight: float, keep: Callable[[int], bool] | None = None) -> list[Hit]:
         d_rank = {pid: (rank, s) for rank, (pid, s) in enumerate(dense, 1)}
         s_rank = {pid: (rank, s) for rank, (pid, s) in enumerate(sparse, 1)}
         if mode == "hybrid":
@@ -145,6 +148,8 @@ class Retriever:
                 order = relative_score_fusion([sparse, dense], [1.0, dense_weight])
         else:
             order = dense if mode == "dense" else sparse
+        if keep is not None:
+            order = [(pid, score) for pid, score in order if keep(pid)]
         hits = []
         for pid, score in order[:top_k]:
             d, s = d_rank.get(pid), s_rank.get(pid)

@@ -71,6 +71,10 @@ async def _read_pairs(url: str) -> list[Pair]:
         await conn.close()
 
 
+def read_pairs(url: str) -> list[Pair]:
+    return asyncio.run(_read_pairs(url))
+
+
 def generation_config(settings: Settings) -> GenerationConfig:
     return GenerationConfig(num_beams=settings.keywords_num_beams, max_new_tokens=settings.keywords_max_new_tokens,
                             max_input_tokens=settings.keywords_max_input_tokens)
@@ -91,7 +95,7 @@ def held_out_report(model: KeywordModel, held: list[Pair]) -> dict:
 
 
 def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, run_id: int | None = None) -> dict:
-    pairs = asyncio.run(_read_pairs(url))
+    pairs = read_pairs(url)
     random.Random(request.train.seed).shuffle(pairs)
     n_held = round(len(pairs) * request.holdout)
     held, train_pairs = pairs[:n_held], pairs[n_held:]

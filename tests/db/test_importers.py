@@ -6,7 +6,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from db.importers import import_korquad, import_ratings
+from db.importers import import_books, import_korquad, import_ratings
 from db.migrate import migrate
 from tandem.settings import Settings
 
@@ -87,3 +87,31 @@ def test_korquad_import_keeps_articles_paragraphs_and_questions(fresh_db: str, b
     assert counts == (140, 964, first.questions_new) and first.questions_new > 5700
     assert second.questions_new == 0
     assert tuple(pair) == ("1989년 2월 15일", "korquad:임종석")
+
+
+def test_aladin_catalogue_import_cleans_its_quirks(fresh_db: str, base_settings: Settings) -> None:
+    path = base_settings.data_dir / "books" / "aladin_raw_data.csv"
+
+    async def run():
+        conn = await asyncpg.connect(fresh_db)
+        try:
+            await migrate(conn)
+            first = await import_books(conn, path)
+            again = await import_books(conn, path)
+            row = await conn.fetchrow("SELECT * FROM books WHERE external_id = '9788959895526'")
+            odd = await conn.fetchval(
+                """SELECT count(*) FROM books WHERE external_id LIKE '%.0' OR title <> btrim(title)
+                   OR EXISTS (SELECT 1 FROM unnest(categories) c WHERE c LIKE '%접기%' OR c LIKE '%' || chr(160) || '%'
+                              OR c <> btrim(c))""")
+            return first, again, row, odd
+        finally:
+            await conn.close()
+
+    first, again, row, odd = asyncio.run(run())
+    # 820 rows, 13 of them a bestseller of another year already listed.
+    assert (first.books, first.rows_repeated, first.created) == (807, 13, 807)
+    assert (again.created, again.updated, again.unchanged) == (0, 0, 807)
+    assert row["title"] == "트렌드 코리아 2019" and row["price"] == 15300 and row["pages"] == 456
+    assert row["categories"][0] == "국내도서 > 경제경영 > 트렌드/미래전망 > 트렌드/미래전망 일반"
+    assert len(row["categories"]) == 4 and abs(row["rating"] - 8.2) < 1e-6
+    assert odd == 0

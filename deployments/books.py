@@ -1,0 +1,137 @@
+"""The book pipeline: the reader from the database, a catalogue search that never returns a book read or an
+avoided topic, and the LLM choosing n of the candidates with reasons.
+
+`rag` searches the reader's history for the books that matter to these answers and builds an enhanced
+query from them and the preferences; `prompt` searches with the answers alone and puts the whole profile in
+the prompt. The LLM's choice is constrained to the candidates' ids; when it fails or runs out of time the
+search order answers, flagged, so the endpoint degrades instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from ray.serve.handle import DeploymentHandle
+
+from db import books as catalogue
+from db import reading
+from db.pool import Database
+from db.users import get_user
+from deployments.books_protocol import (
+    BookChoice,
+    BookChoiceRequest,
+    BookJudgement,
+    BookJudgementRequest,
+    BookJudgeRequest,
+    BookRecommendationRequest,
+    BookRecommendationResponse,
+    BookSearchRequest,
+    BookSearchResponse,
+    CatalogueEntry,
+    CatalogueHit,
+    CatalogueSearchRequest,
+    RecommendedBook,
+)
+from deployments.service_error import ServiceError
+from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
+from tandem.settings import Settings
+
+log = logging.getLogger("tandem.books")
+
+
+async def load_reader(db: Database, user_id: str | None) -> tuple[Reader, list[str]]:
+    """The reader's profile, and the catalogue ids of the books they have read."""
+    if user_id is None:
+        return Reader(), []
+    async with db.acquire() as conn:
+        user = await get_user(conn, user_id)
+        history = await reading.reading_history(conn, user_id)
+        prefs = await reading.preferences(conn, user_id)
+    books = tuple(ReadBook(e.title, e.author, e.rating, e.review, tuple(e.genres)) for e in history)
+    reader = Reader(job=user.job, history=books, genres=prefs.genres, reading_style=prefs.reading_style,
+                    keywords=tuple(prefs.keywords), avoid_topics=tuple(prefs.avoid_topics))
+    return reader, [e.book_id for e in history if e.book_id]
+
+
+async def search_catalogue(request: CatalogueSearchRequest, db: Database, retriever: DeploymentHandle,
+                           ) -> BookSearchResponse | ServiceError:
+    reader, read = await load_reader(db, request.user_id)
+    return await retriever.search_books.remote(BookSearchRequest(
+        query=request.query, top_k=request.top_k, mode=request.mode, exclude=read,
+        avoid_topics=list(reader.avoid_topics)))
+
+
+def query_and_reader(request: BookRecommendationRequest, reader: Reader, history_k: int) -> tuple[str, str]:
+    """The catalogue query and the reader as the LLM sees them, per method."""
+    if request.method == "rag":
+        history = relevant_history(reader, request.answers, history_k)
+        return enhanced_query(request.answers, reader, history), describe(reader, history)
+    return raw_query(request.answers), describe(reader, reader.history)
+
+
+def recommended(choice: BookChoice | None, candidates: list[CatalogueHit], n: int) -> list[RecommendedBook]:
+    """The LLM's picks, then candidates in search order until there are n (or no more)."""
+    by_id = {c.book_id: c for c in candidates}
+    books = [RecommendedBook(book_id=p.book_id, title=by_id[p.book_id].title, author=by_id[p.book_id].author,
+                             reason=p.reason, chosen_by="llm") for p in (choice.picks if choice else [])]
+    taken = {b.book_id for b in books}
+    books += [RecommendedBook(book_id=c.book_id, title=c.title, author=c.author, reason=None, chosen_by="search")
+              for c in candidates if c.book_id not in taken]
+    return books[:n]
+
+
+async def recommend_books(request: BookRecommendationRequest, settings: Settings, db: Database,
+                          retriever: DeploymentHandle, llm: DeploymentHandle,
+                          ) -> BookRecommendationResponse | ServiceError:
+    reader, read = await load_reader(db, request.user_id)
+    query, reader_text = query_and_reader(request, reader, settings.books_history_k)
+    found = await retriever.search_books.remote(BookSearchRequest(
+        query=query, top_k=max(settings.books_candidates, request.n), mode=settings.books_mode, exclude=read,
+        avoid_topics=list(reader.avoid_topics)))
+    if isinstance(found, ServiceError):
+        return found
+    if found.catalogue == 0:
+        return ServiceError(status=503, type="service_unavailable",
+                            message="the book catalogue is empty: add books (POST /v1/books or "
+                                    "`tandem db import-books`)")
+    notes = [found.fallback] if found.fallback else []
+    choice = None
+    if found.books:
+        try:
+            chosen = await asyncio.wait_for(llm.choose_books.remote(BookChoiceRequest(
+                answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)),
+                timeout=settings.books_timeout_s)
+            if isinstance(chosen, ServiceError):
+                notes.append(f"the LLM's choice failed: {chosen.message}")
+            else:
+                choice = chosen
+        except asyncio.TimeoutError:
+            notes.append(f"the LLM exceeded its {settings.books_timeout_s:g} s budget")
+        except Exception as exc:  # the LLM deployment is down: the search order still answers
+            notes.append(f"the LLM failed: {type(exc).__name__}")
+            log.warning("book choice failed", extra={"error": str(exc)})
+        if choice is not None and len(choice.picks) < request.n:
+            notes.append(f"the LLM chose {len(choice.picks)} distinct books of {request.n}; the rest follow the "
+                         "search order")
+    else:
+        notes.append("no catalogue book matched the answers outside the books read and the topics avoided")
+    return BookRecommendationResponse(
+        books=recommended(choice, found.books, request.n), method=request.method, query=query,
+        candidates=choice.candidates_shown if choice else len(found.books),
+        model=choice.model if choice else None, adapter_version=choice.adapter_version if choice else None,
+        usage=choice.usage if choice else None, mode=found.mode, fallback="; ".join(notes) or None)
+
+
+async def judge_books(request: BookJudgementRequest, settings: Settings, db: Database, llm: DeploymentHandle,
+                      ) -> BookJudgement | ServiceError:
+    """The recommendation scored 0-5 by the LLM against the fixed rubric, in a call of its own."""
+    reader, _ = await load_reader(db, request.user_id)
+    async with db.acquire() as conn:
+        books = [await catalogue.get_book(conn, pick.book_id) for pick in request.books]
+    chosen = [(CatalogueEntry(book_id=b.external_id, title=b.title, author=b.author, categories=b.categories,
+                              introduction=b.introduction), pick.reason)
+              for b, pick in zip(books, request.books, strict=True)]
+    return await asyncio.wait_for(llm.judge_books.remote(BookJudgeRequest(
+        answers=request.answers, reader=describe(reader, reader.history), chosen=chosen)),
+        timeout=settings.books_timeout_s)
