@@ -23,7 +23,7 @@ from db.server import database_url
 from deployments.keywords import KeywordServer
 from deployments.keywords_protocol import KeywordsRequest
 from deployments.service_error import ServiceError
-from tandem.jobs.keywords import read_pairs
+from tandem.jobs.keywords import SILVER, read_pairs
 from tandem.settings import Settings
 
 
@@ -44,7 +44,7 @@ def main() -> None:
     base = Settings()
     with database_url(base.database_url, base.pgdata_dir) as url:
         settings = base.model_copy(update={"database_url": url})
-        questions = [q for q, _ in read_pairs(url)]
+        questions = [q for q, _, source in read_pairs(url) if source == SILVER]
         unbatched = settings.model_copy(update={"keywords_max_batch_size": 1})
         with two_deployments(KeywordServer, settings, unbatched) as handles:
             calls = {name: keywords_call(handle) for name, handle in handles.items()}

@@ -18,6 +18,7 @@ async def upsert_keyword_pairs(conn: asyncpg.Connection, pairs: list[tuple[str, 
     return len(rows)
 
 
-async def keyword_pairs(conn: asyncpg.Connection) -> list[tuple[str, list[str]]]:
-    return [(r["query"], list(r["keywords"])) for r in
-            await conn.fetch("SELECT query, keywords FROM keyword_pairs ORDER BY id")]
+async def keyword_pairs(conn: asyncpg.Connection) -> list[tuple[str, list[str], str]]:
+    """(query, keywords, source) in insertion order."""
+    return [(r["query"], list(r["keywords"]), r["source"]) for r in
+            await conn.fetch("SELECT query, keywords, source FROM keyword_pairs ORDER BY id")]

@@ -121,15 +121,23 @@ def cmd_db_import_books(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from tandem.jobs.keywords import SILVER, read_tsv, silver_pairs, store_pairs
+    from tandem.jobs.keywords import (
+        SILVER,
+        SILVER_SENTENCES,
+        read_tsv,
+        silver_pairs,
+        silver_sentence_pairs,
+        store_pairs,
+    )
 
+    korquad = settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"
     if args.tsv:
-        pairs, source = read_tsv(args.tsv), f"tsv:{args.tsv.name}"
+        sets = {f"tsv:{args.tsv.name}": read_tsv(args.tsv)}
     else:
-        pairs, source = silver_pairs(settings.data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json"), SILVER
+        sets = {SILVER: silver_pairs(korquad), SILVER_SENTENCES: silver_sentence_pairs(korquad)}
     with database_url(settings.database_url, settings.pgdata_dir) as url:
-        stored = asyncio.run(store_pairs(url, pairs, source))
-    print(json.dumps({"pairs": stored, "source": source}, ensure_ascii=False))
+        stored = {source: asyncio.run(store_pairs(url, pairs, source)) for source, pairs in sets.items()}
+    print(json.dumps({"pairs": stored}, ensure_ascii=False))
 
 
 def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
@@ -261,7 +269,7 @@ def parser() -> argparse.ArgumentParser:
     bk.set_defaults(func=cmd_db_import_books)
 
     kw = db.add_parser("import-keywords", help="(query, keywords) pairs: a TSV, or silver pairs from KorQuAD "
-                       "questions labelled by the morphological analyser")
+                       "questions and passage sentences labelled by the morphological analyser")
     kw.add_argument("--tsv", type=Path, help="tab-separated query and keyword columns (keywords comma-separated)")
     kw.set_defaults(func=cmd_db_import_keywords)
 

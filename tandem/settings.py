@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     keywords_num_beams: int = Field(default=4, ge=1)
     keywords_max_new_tokens: int = Field(default=32, ge=1)
     keywords_max_input_tokens: int = Field(default=128, ge=8, description="Longer texts are refused with 422.")
-    keywords_lr: float = Field(default=5e-4, gt=0, description="5e-4 for the small local BART; 5e-5 for KoBART.")
+    keywords_lr: float = Field(default=1e-3, gt=0, description="1e-3 for the small local BART; 5e-5 for KoBART.")
 
     # --- question answering (retrieval + the qa adapter) ------------------------
     qa_top_k: int = Field(default=3, ge=1, le=10, description="Passages put in the prompt.")

@@ -23,7 +23,7 @@ Pair = tuple[str, list[str]]
 class KeywordTrainConfig:
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 5e-4  # the small local BART from scratch; 5e-5 for gogamza/kobart-base-v1
+    lr: float = 1e-3  # the small local BART from scratch; 5e-5 for gogamza/kobart-base-v1
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     max_grad_norm: float = 1.0

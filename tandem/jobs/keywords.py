@@ -1,9 +1,12 @@
 """`tandem db import-keywords` and `tandem train kobart`: keyword pairs in the database, the model from them.
 
 No human-labelled Korean keyword set is available offline, so the default pairs are *silver*: KorQuAD
-questions labelled by the morphological analyser (`models.korean.analyzer_keywords`). A model trained on
-them learns to imitate the analyser; users bring their own TSV (`query<TAB>keyword`, keywords separated by
-commas, the seed project's format) for real training.
+questions, and the sentences of its passages, labelled by the morphological analyser
+(`models.korean.analyzer_keywords`). A model trained on them learns to imitate the analyser; users bring
+their own TSV (`query<TAB>keyword`, keywords separated by commas, the seed project's format) for real
+training. The sentences are there for the small local BART, which starts untrained: on questions alone it
+learns a language model of keywords that ignores its input; with twice as many, varied inputs it learns to
+copy from them.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import asyncio
 import csv
 import json
 import random
+import re
+from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,7 +29,10 @@ from tandem.jobs.lrurec import new_version
 from tandem.settings import Settings
 
 PIPELINE = "kobart"
+SourcedPair = tuple[str, list[str], str]  # query, keywords, where the pair comes from
 SILVER = "silver:kiwipiepy"
+SILVER_SENTENCES = "silver:kiwipiepy:sentences"
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def read_tsv(path: Path) -> list[Pair]:
@@ -42,6 +50,14 @@ def silver_pairs(korquad: Path) -> list[Pair]:
     return [(q, analyzer_keywords(q)) for q in dict.fromkeys(questions)]
 
 
+def silver_sentence_pairs(korquad: Path, min_chars: int = 10, max_chars: int = 120) -> list[Pair]:
+    """The passages' sentences of question-like length, labelled by the analyser."""
+    sentences = [s for article in json.loads(korquad.read_text(encoding="utf-8"))["data"]
+                 for p in article["paragraphs"] for s in SENTENCE_END.split(p["context"].strip())
+                 if min_chars <= len(s) <= max_chars]
+    return [(s, analyzer_keywords(s)) for s in dict.fromkeys(sentences)]
+
+
 async def store_pairs(url: str, pairs: list[Pair], source: str) -> int:
     import asyncpg
 
@@ -57,7 +73,7 @@ async def store_pairs(url: str, pairs: list[Pair], source: str) -> int:
         await conn.close()
 
 
-async def _read_pairs(url: str) -> list[Pair]:
+async def _read_pairs(url: str) -> list[SourcedPair]:
     import asyncpg
 
     from db.keywords import keyword_pairs
@@ -71,7 +87,7 @@ async def _read_pairs(url: str) -> list[Pair]:
         await conn.close()
 
 
-def read_pairs(url: str) -> list[Pair]:
+def read_pairs(url: str) -> list[SourcedPair]:
     return asyncio.run(_read_pairs(url))
 
 
@@ -88,18 +104,28 @@ class KeywordRequest:
     activate: bool = True
 
 
-def held_out_report(model: KeywordModel, held: list[Pair]) -> dict:
-    predicted = [k for i in range(0, len(held), 64) for k in model.extract([q for q, _ in held[i : i + 64]])]
-    gold = [k for _, k in held]
-    return {"model": set_scores(predicted, gold), "analyzer": set_scores([analyzer_keywords(q) for q, _ in held], gold)}
+def held_out_report(model: KeywordModel, held: list[SourcedPair]) -> dict:
+    """Exact-match scores of the model and of the analyser on the held-out pairs, overall and per source."""
+    predicted = [k for i in range(0, len(held), 64) for k in model.extract([q for q, _, _ in held[i : i + 64]])]
+    analysed = [analyzer_keywords(q) for q, _, _ in held]
+    rows: dict[str, list[int]] = defaultdict(list)
+    for i, (_, _, source) in enumerate(held):
+        rows[source].append(i)
+
+    def scores(idx: list[int]) -> dict:
+        gold = [held[i][1] for i in idx]
+        return {"model": set_scores([predicted[i] for i in idx], gold),
+                "analyzer": set_scores([analysed[i] for i in idx], gold)}
+
+    return {**scores(list(range(len(held)))), "by_source": {src: scores(idx) for src, idx in sorted(rows.items())}}
 
 
 def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, run_id: int | None = None) -> dict:
     pairs = read_pairs(url)
     random.Random(request.train.seed).shuffle(pairs)
     n_held = round(len(pairs) * request.holdout)
-    held, train_pairs = pairs[:n_held], pairs[n_held:]
-    train_pairs = train_pairs[: request.max_pairs] if request.max_pairs else train_pairs
+    held, rest = pairs[:n_held], pairs[n_held:]
+    train_pairs = [(q, k) for q, k, _ in (rest[: request.max_pairs] if request.max_pairs else rest)]
     if len(train_pairs) < 4:
         raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
     version = new_version()

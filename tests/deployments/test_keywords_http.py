@@ -83,6 +83,7 @@ def keyword_model(http: httpx.Client, settings: Settings, pg_url: str) -> dict:
 def test_the_trained_model_is_served_in_batches(http: httpx.Client, keyword_model: dict) -> None:
     held = keyword_model["metrics"]["held_out"]
     assert held["analyzer"]["f1"] == 1.0  # silver labels are the analyser's own output
+    assert held["by_source"][SILVER]["model"]["texts"] == held["model"]["texts"]
     texts = [f"{word} 통관 절차는 어떻게 되나요?" for word in ("이사화물", "여행자", "수입", "수출", "환급", "면세")]
     body = http.post("/v1/keywords", json={"texts": texts}).json()
     assert body["model"] == "kobart" and body["model_version"] == keyword_model["model_version"]
