@@ -3,9 +3,9 @@ requests per second and p50/p99 latency at concurrency 1, 8 and 32.
 
 Quality, for every fixture reader (tests/fixtures/book_readers.json) and answer set (the reader's job as the
 job answer): the share of recommended books that exist in the catalogue, the share that avoid the reader's
-avoided topics and books read, a 0-5 relevance score from the LLM judge (`/v1/books/judgements`, a fixed
-rubric, a separate call), the share of books the LLM chose (the rest are filled from the search order), and
-prompt and completion tokens per request.
+avoided topics and books read, a 0-5 relevance score from the LLM judge (`/v1/books/judgements`: a fixed
+rubric, a separate call; the most likely digit and the probability-weighted mean), the share of books the
+LLM chose (the rest are filled from the search order), and prompt and completion tokens per request.
 
 Needs the stack with the catalogue, and an LLM time budget long enough for the queue at concurrency 32:
 
@@ -69,6 +69,7 @@ async def one_case(client: httpx.AsyncClient, reader: dict, answers: dict, metho
         "policy_ok": sum(b is not None and b.id not in read and avoided_topic(b, avoid) is None for b in books),
         "by_llm": sum(b["chosen_by"] == "llm" for b in body["books"]),
         "score": judged.json()["score"] if judged.status_code == 200 else None,
+        "expected": judged.json()["expected_score"] if judged.status_code == 200 else None,
         "prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
         "llm_answered": body["model"] is not None, "seconds": seconds,
     }
@@ -83,7 +84,7 @@ def summary(cases: list[dict]) -> dict:
         "avoid_read_and_topics": round(sum(c["policy_ok"] for c in cases) / books, 4),
         "chosen_by_llm": round(sum(c["by_llm"] for c in cases) / books, 4),
         "llm_answered": round(sum(c["llm_answered"] for c in cases) / len(cases), 4),
-        "judge_mean": round(statistics.mean(scores), 2) if scores else None,
+        "judge_expected_mean": round(statistics.mean(c["expected"] for c in cases if c["expected"] is not None), 3),
         "judge_scores": {s: scores.count(s) for s in range(6)},
         "prompt_tokens_mean": round(statistics.mean(c["prompt_tokens"] for c in cases), 1),
         "completion_tokens_mean": round(statistics.mean(c["completion_tokens"] for c in cases), 1),

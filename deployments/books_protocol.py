@@ -86,8 +86,8 @@ class BookJudgeRequest(BaseModel):
 
 
 class BookJudgement(BaseModel):
-    score: int = Field(ge=0, le=5)
-    rationale: str
+    score: int = Field(ge=0, le=5, description="The rubric score: the judge's most likely digit.")
+    expected_score: float = Field(ge=0, le=5, description="The digits 0-5 weighted by the judge's probabilities.")
     usage: LLMUsage
 
 

@@ -31,7 +31,7 @@ from deployments.recommend_protocol import RankRequest, RankResult
 from deployments.retriever_protocol import QAGeneration, QAPrompt
 from deployments.service_error import ServiceError
 from models.books.catalogue import CatalogueBook
-from models.books.prompts import JUDGE_SCHEMA, BookPrompter, choice_schema, parse_choice, parse_judgement
+from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
 from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer
 from tandem.settings import Settings
@@ -54,6 +54,7 @@ class LLMServer:
         self.book_prompter = BookPrompter(self.engine.tokenizer, settings.books_max_prompt_tokens,
                                           settings.books_intro_chars)
         self.books_reason_chars = settings.books_reason_chars
+        self.score_ids = score_ids(self.engine.tokenizer)
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
@@ -77,7 +78,7 @@ class LLMServer:
     def _record(self, kind: str, started: float, result) -> None:
         self.latency.observe(time.monotonic() - started, tags={"kind": kind})
         self.requests.inc(tags={"kind": kind, "outcome": "rejected" if isinstance(result, ServiceError) else "ok"})
-        if usage := getattr(result, "usage", None):
+        if (usage := getattr(result, "usage", None)) and usage.completion_tokens:
             self.tokens.inc(usage.completion_tokens)
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
@@ -180,7 +181,6 @@ class LLMServer:
         except self.engine.client_errors as exc:
             result = ServiceError(status=502, type="llm_error", message=str(exc))
         else:
-            self.tokens.inc(completion_tokens)
             result = BookChoice(picks=[BookPick(book_id=p.book_id, reason=p.reason) for p in picks],
                                 candidates_shown=len(shown), model=model, adapter_version=version,
                                 usage=LLMUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
@@ -188,19 +188,20 @@ class LLMServer:
         return result
 
     async def judge_books(self, request: BookJudgeRequest) -> BookJudgement | ServiceError:
-        """A recommendation scored 0-5 against the fixed rubric, by the base model, in its own call."""
+        """A recommendation scored 0-5 against the fixed rubric by the base model, in its own call: one forward
+        pass, the score read from the digits' next-token probabilities."""
         started = time.monotonic()
         chosen = [(CatalogueBook(c.book_id, c.title, c.author, tuple(c.categories), c.introduction), reason)
                   for c, reason in request.chosen]
-        prompt = self.book_prompter.judge(request.answers, request.reader, chosen)
+        prompt = self.engine.tokenizer.encode(self.book_prompter.judge(request.answers, request.reader, chosen),
+                                              add_special_tokens=False)
         try:
-            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, JUDGE_SCHEMA, None)
-            score, rationale = parse_judgement(text)
+            score, expected = judged_scores(await self.engine.label_logprobs(prompt, self.score_ids, None))
         except self.engine.client_errors as exc:
-            result = ServiceError(status=502, type="llm_error", message=str(exc))
+            result = ServiceError(status=400, param="books", message=str(exc))
         else:
-            result = BookJudgement(score=score, rationale=rationale,
-                                   usage=LLMUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+            result = BookJudgement(score=score, expected_score=round(expected, 4),
+                                   usage=LLMUsage(prompt_tokens=len(prompt), completion_tokens=0))
         self._record("judge", started, result)
         return result
 

@@ -1,6 +1,10 @@
 """The LLM's two book prompts: choose n books from the candidates (JSON constrained to their ids), and
 judge a recommendation against a fixed 0-5 rubric (the seed project's evaluation), in a separate call.
 
+The judge answers with one digit, and the score is read from the next-token probabilities of the six digits
+(as G-Eval does): the most likely digit is the rubric score, and the probability-weighted mean a finer one
+that still separates recommendations when a small model would print the same digit for all of them.
+
 Both are chat prompts rendered with the model's own template. Candidates are listed in retrieval order and
 cut to a token budget: the prompt keeps as many whole candidates as fit.
 """
@@ -8,6 +12,7 @@ cut to a token budget: the prompt keeps as many whole candidates as fit.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 from models.books.catalogue import CatalogueBook
@@ -49,10 +54,7 @@ def choice_schema(ids: list[str], n: int, reason_chars: int) -> dict:
             "required": ["recommendations"], "additionalProperties": False}
 
 
-JUDGE_SCHEMA = {"type": "object",
-                "properties": {"rationale": {"type": "string", "maxLength": 300},
-                               "score": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5]}},
-                "required": ["rationale", "score"], "additionalProperties": False}
+SCORES = tuple(str(s) for s in range(6))
 
 
 @dataclass(frozen=True)
@@ -77,12 +79,19 @@ def parse_choice(text: str, ids: list[str]) -> list[Pick]:
     return result
 
 
-def parse_judgement(text: str) -> tuple[int, str]:
-    try:
-        judged = json.loads(text)
-        return int(judged["score"]), str(judged.get("rationale", ""))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"the judge's answer is not the expected JSON: {text[:200]!r}") from exc
+def score_ids(tokenizer) -> list[int]:
+    """The token id of each digit 0-5; the judge cannot be read with a tokenizer that splits them."""
+    ids = [tokenizer.encode(s, add_special_tokens=False) for s in SCORES]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"the tokenizer does not encode each of {SCORES} as one token: {ids}")
+    return [i[0] for i in ids]
+
+
+def judged_scores(logprobs: list[float]) -> tuple[int, float]:
+    """The rubric score (the most likely digit) and the probability-weighted mean over the six digits."""
+    top = max(range(len(logprobs)), key=logprobs.__getitem__)
+    weights = [math.exp(lp - logprobs[top]) for lp in logprobs]
+    return top, sum(s * w for s, w in enumerate(weights)) / sum(weights)
 
 
 class BookPrompter:
@@ -120,5 +129,5 @@ class BookPrompter:
         user = "\n\n".join(p for p in (f"독자의 답변:\n{answers_text(answers)}",
                                        f"독자 정보:\n{reader}" if reader else "",
                                        f"추천된 책:\n{books or '(없음)'}", RUBRIC,
-                                       "기준에 따라 짧은 근거(rationale)와 점수(score)를 JSON으로 답하세요.") if p)
+                                       "기준에 따른 점수(0~5)를 숫자 하나로만 답하세요.") if p)
         return self._render(JUDGE_SYSTEM, user)

@@ -21,8 +21,11 @@ from models.dpr.evaluate import retrieval_metrics
 from models.dpr.retriever import DenseSide, Mode, Passage, Retriever, build_dense
 from models.dpr.sparse_index import SparseIndex
 from models.dpr.train import DPRTrainConfig, train
+from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
 from tandem.jobs import registered
+from tandem.jobs.keywords import PIPELINE as KEYWORDS
+from tandem.jobs.keywords import generation_config as keyword_generation
 from tandem.jobs.lrurec import new_version
 from tandem.settings import Settings
 
@@ -156,8 +159,9 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
     `exclude_holdout` leaves out the documents a smaller holdout would hold out: an encoder trained with
     holdout 0.3 can have its fusion weight tuned on the 0.2-0.3 slice and be tested on the first 0.2.
     Hybrid is reported at the default dense weight, and at each of `dense_weights` as `hybrid@w`. With
-    `expand_keywords`, sparse is also reported with the analyser's keywords added to BM25's query
-    (`sparse+keywords`), as `/v1/retrieve` does with `expand_keywords` before a keyword model is trained."""
+    `expand_keywords`, sparse is also reported with keywords added to BM25's query, as `/v1/retrieve` does
+    with `expand_keywords`: the analyser's (`sparse+keywords`) and, when one is active, the keyword model's
+    (`sparse+kobart`)."""
     collection = read_collection(url)
     _, held_out = split_by_document(collection.questions, holdout, split_seed)
     if exclude_holdout:
@@ -187,7 +191,12 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
         hits = retriever.search(questions, 20, mode, vectors, weight)
         report[name] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
     if expand_keywords and "sparse" in modes:
-        expanded = [" ".join([q, *analyzer_keywords(q)]) for q in questions]
-        hits = retriever.search(questions, 20, "sparse", sparse_queries=expanded)
-        report["sparse+keywords"] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
+        extractors = {"sparse+keywords": lambda texts: [analyzer_keywords(t) for t in texts]}
+        if (kobart := registered.active_artifact(url, KEYWORDS)) is not None:
+            extractors["sparse+kobart"] = KeywordModel.load(kobart, keyword_generation(settings)).extract
+        for name, extract in extractors.items():
+            keywords = [k for i in range(0, len(questions), 64) for k in extract(questions[i : i + 64])]
+            expanded = [" ".join([q, *k]) for q, k in zip(questions, keywords, strict=True)]
+            hits = retriever.search(questions, 20, "sparse", sparse_queries=expanded)
+            report[name] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
     return report

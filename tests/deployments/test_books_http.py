@@ -177,7 +177,9 @@ def test_the_judge_scores_a_recommendation_on_the_rubric(http: httpx.Client, rea
     r = http.post("/v1/books/judgements", json={"user_id": "reader-office-essay", "answers": ANSWERS,
                                                 "books": picks})
     assert r.status_code == 200, r.text
-    assert r.json()["score"] in range(6) and r.json()["usage"]["prompt_tokens"] > 100
+    judged = r.json()
+    assert judged["score"] in range(6) and 0 <= judged["expected_score"] <= 5
+    assert judged["usage"]["prompt_tokens"] > 100 and judged["usage"]["completion_tokens"] == 0
     missing = http.post("/v1/books/judgements", json={"answers": ANSWERS, "books": [{"book_id": "nope-2",
                                                                                       "reason": "x"}]})
     assert missing.status_code == 404 and "nope-2" in missing.text

@@ -4,13 +4,14 @@ avoided-topic rule, the choice schema and its parsing, and the prompt's token bu
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from transformers import AutoTokenizer
 
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
-from models.books.prompts import BookPrompter, choice_schema, parse_choice, parse_judgement
+from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
 from models.books.questions import BookAnswers, answer_terms
 from tandem.settings import Settings
 
@@ -58,7 +59,8 @@ def test_choice_parsing_keeps_distinct_candidates_in_order() -> None:
     assert [(p.book_id, p.reason) for p in parse_choice(text, ids)] == [("b", "좋다"), ("a", "맞다")]
     with pytest.raises(ValueError, match="not the expected JSON"):
         parse_choice('{"recommendations": [{"book_id": "a", "rea', ids)
-    assert parse_judgement('{"rationale": "잘 맞음", "score": 4}') == (4, "잘 맞음")
+    score, expected = judged_scores([math.log(p) for p in (0.05, 0.05, 0.1, 0.2, 0.5, 0.1)])
+    assert score == 4 and expected == pytest.approx(0.1 * 2 + 0.2 * 3 + 0.5 * 4 + 0.1 * 5 + 0.05)
 
 
 def test_the_prompt_keeps_whole_candidates_within_its_budget() -> None:
@@ -71,4 +73,5 @@ def test_the_prompt_keeps_whole_candidates_within_its_budget() -> None:
     tight, shown = BookPrompter(tokenizer, budget, 60).choose(ANSWERS, "", books, 3)
     assert tight == six and shown == books[:6]
     judge = BookPrompter(tokenizer, budget, 60).judge(ANSWERS, "", [(books[0], "위로가 된다")])
-    assert "채점 기준" in judge and "추천 이유: 위로가 된다" in judge
+    assert "채점 기준" in judge and "추천 이유: 위로가 된다" in judge and judge.endswith("assistant\n")
+    assert len(set(score_ids(tokenizer))) == 6
