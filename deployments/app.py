@@ -24,17 +24,17 @@ def build_llm(settings: Settings) -> Application:
     if settings.device == "cuda":
         actor_options["num_gpus"] = settings.llm_num_gpus
     return LLMServer.options(
-        num_replicas=settings.llm_replicas,
+        **settings.replicas("llm"),
         ray_actor_options=actor_options,
         logging_config=logging_config(settings),
     ).bind(settings)
 
 
 def build_model_server(settings: Settings, deployment, name: str) -> Application:
-    """A small-model deployment (candidates, retriever, keywords) with its `<name>_replicas` and
-    `<name>_num_cpus` settings."""
+    """A small-model deployment (candidates, retriever, keywords) with its `<name>_replicas` (or autoscaling
+    range) and `<name>_num_cpus` settings."""
     return deployment.options(
-        num_replicas=getattr(settings, f"{name}_replicas"),
+        **settings.replicas(name),
         ray_actor_options={"num_cpus": getattr(settings, f"{name}_num_cpus")},
         logging_config=logging_config(settings),
     ).bind(settings)
@@ -52,7 +52,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
             "the Serve application needs DATABASE_URL; `tandem run` starts the embedded server and sets it"
         )
     return Ingress.options(
-        num_replicas=settings.ingress_replicas,
+        **settings.replicas("ingress"),
         logging_config=logging_config(settings),
     ).bind(settings, build_llm(settings), build_model_server(settings, CandidateServer, "candidates"),
            Trainer.bind(settings), build_model_server(settings, RetrieverServer, "retriever"),

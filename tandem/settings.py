@@ -11,13 +11,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.lora import LoRATrainConfig
 from models.verbalizer.prompts import VerbalizerConfig
 
 C = TypeVar("C", bound=LoRATrainConfig)
+# The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
+DEPLOYMENTS = ("ingress", "llm", "candidates", "retriever", "keywords")
 
 # Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
 _DEFAULT_VAR = Path("var")
@@ -46,10 +48,20 @@ class Settings(BaseSettings):
     device: Literal["cpu", "cuda"] = "cpu"
     ingress_replicas: int = Field(default=1, ge=1)
     llm_replicas: int = Field(default=1, ge=1)
+    # Autoscaling: a deployment whose `<name>_max_replicas` is above its `<name>_replicas` is scaled by Serve
+    # between the two, aiming at `<name>_target_ongoing_requests` per replica; unset, it keeps `<name>_replicas`.
+    ingress_max_replicas: int | None = Field(default=None, ge=1)
+    ingress_target_ongoing_requests: float = Field(default=32.0, gt=0, description="Routing only: many at once.")
+    llm_max_replicas: int | None = Field(default=None, ge=1)
+    llm_target_ongoing_requests: float = Field(default=16.0, gt=0, description="vLLM batches continuously.")
+    autoscale_upscale_delay_s: float = Field(default=30.0, ge=0, description="Load held this long adds replicas.")
+    autoscale_downscale_delay_s: float = Field(default=120.0, ge=0, description="Idle this long removes them.")
     log_level: str = Field(default="WARNING", description="Quiet by default; INFO or DEBUG when investigating.")
 
     # --- candidates (LRURec) -------------------------------------------------
     candidates_replicas: int = Field(default=1, ge=1)
+    candidates_max_replicas: int | None = Field(default=None, ge=1)
+    candidates_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
     # Logical CPUs Ray reserves per replica. On 2 cores the LLM takes 1, and the small models and a training
     # task share the other; the reservation places replicas, it does not cap their threads.
     candidates_num_cpus: float = Field(default=0.25, ge=0)
@@ -129,12 +141,16 @@ class Settings(BaseSettings):
         default=0.1, ge=0, description="The dense ranking's weight in hybrid fusion, BM25's being 1."
     )
     retriever_replicas: int = Field(default=1, ge=1)
+    retriever_max_replicas: int | None = Field(default=None, ge=1)
+    retriever_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
     retriever_num_cpus: float = Field(default=0.25, ge=0)
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
     retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
 
     # --- keywords (KoBART) ----------------------------------------------------
     keywords_replicas: int = Field(default=1, ge=1)
+    keywords_max_replicas: int | None = Field(default=None, ge=1)
+    keywords_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
     keywords_num_cpus: float = Field(default=0.25, ge=0)
     keywords_max_batch_size: int = Field(default=32, ge=1, description="Texts in one batched generate.")
     keywords_batch_wait_ms: float = Field(default=5.0, ge=0)
@@ -163,6 +179,14 @@ class Settings(BaseSettings):
     books_reason_chars: int = Field(default=60, ge=10, description="Longest reason the JSON schema allows.")
     books_history_k: int = Field(default=3, ge=0, description="Books read that the rag method uses.")
     books_timeout_s: float = Field(default=120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _replica_ranges(self) -> Settings:
+        for name in DEPLOYMENTS:
+            low, high = getattr(self, f"{name}_replicas"), getattr(self, f"{name}_max_replicas")
+            if high is not None and high < low:
+                raise ValueError(f"{name}_max_replicas ({high}) is below {name}_replicas ({low})")
+        return self
 
     @field_validator("var_dir", "data_dir")
     @classmethod
@@ -198,6 +222,17 @@ class Settings(BaseSettings):
             max_title_tokens=self.verbalizer_max_title_tokens, max_prompt_tokens=self.verbalizer_max_prompt_tokens,
             num_candidates=self.ranker_candidates,
         )
+
+    def replicas(self, name: str) -> dict:
+        """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`."""
+        low, high = getattr(self, f"{name}_replicas"), getattr(self, f"{name}_max_replicas")
+        if high is None or high == low:
+            return {"num_replicas": low}
+        return {"autoscaling_config": {
+            "min_replicas": low, "max_replicas": high,
+            "target_ongoing_requests": getattr(self, f"{name}_target_ongoing_requests"),
+            "upscale_delay_s": self.autoscale_upscale_delay_s, "downscale_delay_s": self.autoscale_downscale_delay_s,
+        }}
 
     def lora_shape(self, cfg: C) -> C:
         """`cfg` with the adapter shape of these settings, so training and serving agree on it."""
