@@ -16,6 +16,7 @@ from deployments.books_protocol import (
     BookJudgement,
     BookJudgeRequest,
     BookPick,
+    CatalogueEntry,
     LLMUsage,
 )
 from deployments.llm_engine import LLMEngine
@@ -40,6 +41,10 @@ log = logging.getLogger("tandem.llm")
 
 # Pipelines whose artifacts are LoRA adapters of the base LLM; each is served as `base:<pipeline>`.
 ADAPTER_PIPELINES = ["ranker", "qa", "books"]
+
+
+def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
+    return CatalogueBook(entry.book_id, entry.title, entry.author, tuple(entry.categories), entry.introduction)
 
 
 @serve.deployment(name="LLMServer", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=60)
@@ -131,14 +136,12 @@ class LLMServer:
         """The `qa` adapter (the base model until one is trained) answering from passages, streamed: text
         deltas, then a last item with the token counts."""
         started, text = time.monotonic(), []
-        adapter = "qa" if "qa" in self.engine.adapters else None
-        model = f"{self.model_name}:qa" if adapter else self.model_name
-        version = self.adapters.versions["qa"].version if adapter and "qa" in self.adapters.versions else None
+        lora, model, version = self._adapter("qa")
         prompt, used = self.qa_prompter.prompt_ids(
             request.question, [Context(p.text, p.source) for p in request.passages])
         completion = None
         try:
-            async for c, delta in self.engine.greedy(prompt, request.max_tokens, self.engine.adapters.get(adapter)):
+            async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
                 completion = c
                 text.append(delta)
                 if delta:
@@ -170,8 +173,7 @@ class LLMServer:
         adapter, or the base model until one is trained)."""
         started = time.monotonic()
         lora, model, version = self._adapter("books")
-        books = [CatalogueBook(c.book_id, c.title, c.author, tuple(c.categories), c.introduction)
-                 for c in request.candidates]
+        books = [catalogue_book(c) for c in request.candidates]
         prompt, shown = self.book_prompter.choose(request.answers, request.reader, books, request.n)
         ids = [b.id for b in shown]
         schema = choice_schema(ids, min(request.n, len(ids)), self.books_reason_chars)
@@ -191,8 +193,7 @@ class LLMServer:
         """A recommendation scored 0-5 against the fixed rubric by the base model, in its own call: one forward
         pass, the score read from the digits' next-token probabilities."""
         started = time.monotonic()
-        chosen = [(CatalogueBook(c.book_id, c.title, c.author, tuple(c.categories), c.introduction), reason)
-                  for c, reason in request.chosen]
+        chosen = [(catalogue_book(c), reason) for c, reason in request.chosen]
         prompt = self.engine.tokenizer.encode(self.book_prompter.judge(request.answers, request.reader, chosen),
                                               add_special_tokens=False)
         try:

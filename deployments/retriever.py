@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +122,8 @@ class PassageCollection(LiveCollection):
 
 
 class BookCollection(LiveCollection):
-    """The book catalogue, encoded by the active index's question encoder into an exact index of its own
-    (a catalogue is small); searched by BM25 alone until an index exists."""
+    """The book catalogue, encoded by the active index's DPR encoder into an exact index of its own (a
+    catalogue is small); searched by BM25 alone until an index exists."""
 
     channel, kind = BOOKS_CHANNEL, "books"
 
@@ -229,16 +229,16 @@ class RetrieverServer:
                                               s.sparse_query, s.keep)[0]
         return results
 
-    def _count(self, collection: str, mode: Mode, started: float, result) -> None:
+    async def _measured(self, collection: str, mode: Mode, search: Awaitable):
+        started = time.monotonic()
+        result = await search
         outcome = "error" if isinstance(result, ServiceError) else "fallback" if result.fallback else "ok"
         self.requests.inc(tags={"mode": mode, "outcome": outcome, "collection": collection})
         self.latency.observe(time.monotonic() - started, tags={"mode": mode, "collection": collection})
+        return result
 
     async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:
-        started = time.monotonic()
-        result = await self._retrieve(request)
-        self._count("passages", request.mode, started, result)
-        return result
+        return await self._measured("passages", request.mode, self._retrieve(request))
 
     async def _retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:
         retriever, index = self.collection.current, self.collection.index_version
@@ -254,10 +254,7 @@ class RetrieverServer:
 
     async def search_books(self, request: BookSearchRequest) -> BookSearchResponse | ServiceError:
         """Catalogue books for a query, never one in `exclude` or one that mentions an avoided topic."""
-        started = time.monotonic()
-        result = await self._search_books(request)
-        self._count("books", request.mode, started, result)
-        return result
+        return await self._measured("books", request.mode, self._search_books(request))
 
     async def _search_books(self, request: BookSearchRequest) -> BookSearchResponse | ServiceError:
         retriever, books = self.catalogue.current, self.catalogue.books

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,11 @@ class CatalogueBook:
         """The last two levels of each category path ("소설/시/희곡 > 추리/미스터리소설"), without repeats."""
         return list(dict.fromkeys(" > ".join(c.split(" > ")[-2:]) for c in self.categories))
 
+    @cached_property
+    def description(self) -> str:
+        """Title, categories and introduction, case-folded: what avoided topics are looked for in."""
+        return "\n".join([self.title, *self.categories, self.introduction or ""]).casefold()
+
     def search_text(self) -> str:
         """What BM25 and the dense encoder index: title, author, genres, introduction."""
         return "\n".join(p for p in (self.title, self.author, " / ".join(self.genres()), self.introduction) if p)
@@ -25,5 +31,4 @@ class CatalogueBook:
 def avoided_topic(book: CatalogueBook, topics: list[str]) -> str | None:
     """The first avoided topic the book's title, categories or introduction mention (case-insensitive), if any.
     Deliberately strict: a topic named anywhere in the book's description keeps it out."""
-    text = "\n".join([book.title, *book.categories, book.introduction or ""]).casefold()
-    return next((t for t in topics if t.strip() and t.strip().casefold() in text), None)
+    return next((t for t in topics if t.strip() and t.strip().casefold() in book.description), None)

@@ -148,10 +148,12 @@ class Retriever:
                 order = relative_score_fusion([sparse, dense], [1.0, dense_weight])
         else:
             order = dense if mode == "dense" else sparse
-        if keep is not None:
-            order = [(pid, score) for pid, score in order if keep(pid)]
         hits = []
-        for pid, score in order[:top_k]:
+        for pid, score in order:
+            if len(hits) == top_k:
+                break
+            if keep is not None and not keep(pid):  # asked lazily: only until top_k are kept
+                continue
             d, s = d_rank.get(pid), s_rank.get(pid)
             hits.append(Hit(self.passages[pid], float(score), d and float(d[1]), d and d[0], s and float(s[1]),
                             s and s[0]))

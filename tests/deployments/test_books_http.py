@@ -110,6 +110,14 @@ def test_bad_book_requests_say_what_is_wrong(http: httpx.Client, readers: list[d
     assert r.status_code == status and words in r.text, r.text
 
 
+def test_a_rejected_history_batch_writes_nothing(http: httpx.Client, readers: list[dict]) -> None:
+    before = http.get("/v1/reading-history", params={"user_id": "reader-parent"}).json()
+    r = http.post("/v1/reading-history", json={"user_id": "reader-parent", "entries": [
+        {"title": "하얼빈", "rating": 4}, {"book_id": "nope-3", "title": "없는 책"}]})
+    assert r.status_code == 404 and "nope-3" in r.text
+    assert http.get("/v1/reading-history", params={"user_id": "reader-parent"}).json() == before
+
+
 def test_search_leaves_out_books_read_and_avoided_topics(http: httpx.Client, readers: list[dict]) -> None:
     query = {"query": "히가시노 게이고 추리 미스터리 반전", "top_k": 30, "mode": "sparse"}
     anyone = [b["book_id"] for b in http.post("/v1/books/search", json=query).json()["books"]]
