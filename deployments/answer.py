@@ -17,8 +17,11 @@ from deployments.retriever_protocol import (
     RetrieveResponse,
 )
 from deployments.service_error import ServiceError
+from deployments.telemetry import pipeline_metrics
 from models.qa.prompts import NO_ANSWER
 from tandem.settings import Settings
+
+PIPELINE = "qa"
 
 
 def is_relevant(passage: RetrievedPassage, min_dense_score: float | None) -> bool:
@@ -35,10 +38,13 @@ def sources(passages: list[RetrievedPassage]) -> list[str]:
 
 async def retrieve_for(request: QARequest, settings: Settings, retriever: DeploymentHandle,
                        ) -> tuple[RetrieveResponse, list[RetrievedPassage]] | ServiceError:
-    found = await retriever.retrieve.remote(RetrieveRequest(query=request.question, top_k=request.top_k,
-                                                            mode=request.mode))
+    metrics = pipeline_metrics()
+    found = await metrics.timed(PIPELINE, "retrieval", retriever.retrieve.remote(
+        RetrieveRequest(query=request.question, top_k=request.top_k, mode=request.mode)))
     if isinstance(found, ServiceError):
         return found
+    if found.fallback:
+        metrics.fallback(PIPELINE, "retrieval")
     return found, [p for p in found.passages if is_relevant(p, settings.qa_min_dense_score)]
 
 
@@ -50,7 +56,7 @@ def unanswered(request: QARequest, found: RetrieveResponse) -> QAResponse:
 def generation(request: QARequest, passages: list[RetrievedPassage], llm: DeploymentHandle,
                ) -> AsyncIterator[QAGeneration | ServiceError]:
     prompt = QAPrompt(question=request.question, passages=passages, max_tokens=request.max_tokens)
-    return llm.options(stream=True).answer.remote(prompt)
+    return pipeline_metrics().timed_stream(PIPELINE, "generation", llm.options(stream=True).answer.remote(prompt))
 
 
 async def answer(request: QARequest, settings: Settings, retriever: DeploymentHandle,

@@ -20,7 +20,7 @@ def logging_config(settings: Settings) -> dict[str, Any]:
 
 
 def build_llm(settings: Settings) -> Application:
-    actor_options: dict[str, Any] = {"num_cpus": 1}
+    actor_options: dict[str, Any] = {"num_cpus": settings.llm_num_cpus}
     if settings.device == "cuda":
         actor_options["num_gpus"] = settings.llm_num_gpus
     return LLMServer.options(

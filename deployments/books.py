@@ -34,10 +34,12 @@ from deployments.books_protocol import (
     RecommendedBook,
 )
 from deployments.service_error import ServiceError
+from deployments.telemetry import pipeline_metrics
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.books")
+PIPELINE = "books"
 
 
 async def load_reader(db: Database, user_id: str | None) -> tuple[Reader, list[str]]:
@@ -82,13 +84,15 @@ def recommended(choice: BookChoice | None, candidates: list[CatalogueHit], n: in
 
 
 async def recommend_books(request: BookRecommendationRequest, settings: Settings, db: Database,
-                          retriever: DeploymentHandle, llm: DeploymentHandle,
+                          retriever: DeploymentHandle, llm: DeploymentHandle, llm_down: str | None = None,
                           ) -> BookRecommendationResponse | ServiceError:
+    """`llm_down` says why the LLM deployment cannot take requests, if it cannot: the search order answers."""
     reader, read = await load_reader(db, request.user_id)
     query, reader_text = query_and_reader(request, reader, settings.books_history_k)
-    found = await retriever.search_books.remote(BookSearchRequest(
+    metrics = pipeline_metrics()
+    found = await metrics.timed(PIPELINE, "retrieval", retriever.search_books.remote(BookSearchRequest(
         query=query, top_k=max(settings.books_candidates, request.n), mode=settings.books_mode, exclude=read,
-        avoid_topics=list(reader.avoid_topics)))
+        avoid_topics=list(reader.avoid_topics))))
     if isinstance(found, ServiceError):
         return found
     if found.catalogue == 0:
@@ -96,12 +100,17 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
                             message="the book catalogue is empty: add books (POST /v1/books or "
                                     "`tandem db import-books`)")
     notes = [found.fallback] if found.fallback else []
+    if found.fallback:
+        metrics.fallback(PIPELINE, "retrieval")
     choice = None
-    if found.books:
+    if found.books and llm_down is not None:
+        notes.append(f"the LLM is unavailable: {llm_down}")
+        metrics.fallback(PIPELINE, "generation")
+    elif found.books:
         try:
-            chosen = await asyncio.wait_for(llm.choose_books.remote(BookChoiceRequest(
-                answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)),
-                timeout=settings.books_timeout_s)
+            chosen = await metrics.timed(PIPELINE, "generation", asyncio.wait_for(llm.choose_books.remote(
+                BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)),
+                timeout=settings.books_timeout_s))
             if isinstance(chosen, ServiceError):
                 notes.append(f"the LLM's choice failed: {chosen.message}")
             else:
@@ -111,7 +120,9 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
         except Exception as exc:  # the LLM deployment is down: the search order still answers
             notes.append(f"the LLM failed: {type(exc).__name__}")
             log.warning("book choice failed", extra={"error": str(exc)})
-        if choice is not None and len(choice.picks) < request.n:
+        if choice is None:
+            metrics.fallback(PIPELINE, "generation")
+        elif len(choice.picks) < request.n:
             notes.append(f"the LLM chose {len(choice.picks)} distinct books of {request.n}; the rest follow the "
                          "search order")
     else:

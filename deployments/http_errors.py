@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.errors import UNAVAILABLE, IdempotencyConflict, MissingReferences, NotFound
+from deployments.health import DeploymentDown
 from deployments.openai_protocol import ErrorBody, ErrorResponse
 
 log = logging.getLogger("tandem.http")
@@ -67,6 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
             "service_unavailable",
             headers={"Retry-After": "2"},
         )
+
+    @app.exception_handler(DeploymentDown)
+    async def deployment_down(_: Request, exc: DeploymentDown) -> JSONResponse:
+        return error_response(503, str(exc), "service_unavailable", headers={"Retry-After": "5"})
 
     for kind in UNAVAILABLE:
         app.add_exception_handler(kind, unavailable)

@@ -11,7 +11,6 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, StreamingResponse
 from ray import serve
 from ray.serve.handle import DeploymentHandle
-from ray.serve.metrics import Counter
 
 from db import registry
 from db.pool import Database
@@ -28,6 +27,14 @@ from deployments.books_protocol import (
     QuestionOption,
 )
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
+from deployments.health import (
+    PIPELINES,
+    DeploymentStates,
+    PipelineReadiness,
+    Readiness,
+    needs,
+    pipeline_readiness,
+)
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
 from deployments.keywords_protocol import KeywordsRequest, KeywordsResponse
@@ -44,6 +51,7 @@ from deployments.recommend import recommend
 from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
 from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
+from deployments.telemetry import PipelineTelemetry, pipeline_metrics
 from deployments.trainer import TrainAccepted, TrainRequest
 from models.books.questions import QUESTIONS
 from tandem.settings import Settings
@@ -59,10 +67,11 @@ app = FastAPI(
 )
 install_error_handlers(app)
 app.add_middleware(BodySizeLimit)
+app.add_middleware(PipelineTelemetry)
 
 
 # Before the ingestion routes, whose GET /v1/books/{external_id} would otherwise take this path.
-@app.get("/v1/books/questions", response_model=list[BookQuestion],
+@app.get("/v1/books/questions", tags=["books"], response_model=list[BookQuestion],
          summary="The five questions of the book recommender, each with example answers.")
 async def book_questions() -> list[BookQuestion]:
     return [BookQuestion(key=q.key, text=q.text, examples=[QuestionOption(key=o.key, label=o.label)
@@ -74,6 +83,10 @@ app.include_router(ingestion_router)
 
 def service_error_response(error: ServiceError) -> JSONResponse:
     return error_response(error.status, error.message, error.type, error.param)
+
+
+async def _down(reason: str) -> tuple[None, str]:
+    return None, f"not ready: {reason}"
 
 
 async def _ask(call) -> tuple[object, str]:
@@ -103,12 +116,14 @@ class Ingress:
         self.trainer = trainer
         self.retriever = retriever
         self.keywords = keywords
-        self.fallbacks = Counter("tandem_recommendation_fallbacks",
-                                 description="Recommendations answered in LRURec's order because the LLM stage failed.")
         self.db = Database(
             settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
         )
         app.state.db = self.db
+        self.deployments = DeploymentStates({"llm": llm, "candidates": candidates, "trainer": trainer,
+                                             "retriever": retriever, "keywords": keywords})
+        self.deployments.start()
+        app.state.deployments = self.deployments
         app.state.max_body_bytes = int(settings.max_body_mib * 2**20)
         # Open (and migrate) now when the database is up; when it is down this degrades /readyz and the
         # data routes, which retry on their next request, instead of failing the whole service.
@@ -117,36 +132,55 @@ class Ingress:
         except Exception as exc:
             log.warning("database unreachable at start-up", extra={"error": str(exc)})
 
-    @app.get("/healthz", summary="Liveness: the HTTP process answers.")
+    @app.get("/healthz", tags=["health"], summary="Liveness: the HTTP process answers.")
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Readiness: database reachable and every deployment answering.")
+    @app.get("/readyz", tags=["health"], response_model=Readiness,
+             summary="Readiness of every part and pipeline; 200 only when all are ready.")
     async def readyz(self) -> JSONResponse:
+        body = await self._readiness()
+        return JSONResponse(body.model_dump(), status_code=200 if body.status == "ready" else 503)
+
+    @app.get("/readyz/{pipeline}", tags=["health"], response_model=PipelineReadiness,
+             responses={404: {"model": ErrorResponse}},
+             summary="One pipeline's readiness: 200 when it answers (ready, or degraded and flagged), else 503.")
+    async def pipeline_readyz(self, pipeline: str) -> JSONResponse:
+        if pipeline not in PIPELINES:
+            return error_response(404, f"no pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}",
+                                  "not_found_error", "pipeline")
+        state = (await self._readiness()).pipelines[pipeline]
+        return JSONResponse(state.model_dump(), status_code=503 if state.status == "unavailable" else 200)
+
+    async def _readiness(self) -> Readiness:
         checks: dict[str, str] = {}
         try:
             await self.db.ping(timeout=READY_TIMEOUT_S)
             checks["database"] = "ok"
         except Exception as exc:
             checks["database"] = f"unreachable: {exc}"
-        # Every deployment is asked at once, so a stuck one costs one timeout, not one each.
-        asked = await asyncio.gather(
-            _ask(self.llm.adapter_versions.remote()), _ask(self.candidates_server.active_version.remote()),
-            _ask(self.retriever.status.remote()), _ask(self.keywords.active_version.remote()))
-        checks |= {name: state for name, (_, state) in zip(("llm", "candidates", "retriever", "keywords"), asked,
-                                                             strict=True)}
-        adapters, lrurec, status, kobart = (answer for answer, _ in asked)
-        models = {name: (adapters or {}).get(name) for name in ADAPTER_PIPELINES}
-        models |= {"lrurec": lrurec, "kobart": kobart, "index": status.pop("index") if status else None}
-        collection = status
-        ready = all(v == "ok" for v in checks.values())
+        # A deployment the controller reports down is not asked (the call would wait for a replica); the others
+        # are asked at once, so a stuck one costs one timeout, not one each.
+        calls = {"llm": self.llm.adapter_versions, "candidates": self.candidates_server.active_version,
+                 "retriever": self.retriever.status, "keywords": self.keywords.active_version}
+        down = {name: reason for name in (*calls, "trainer") if (reason := self.deployments.problem(name))}
+        asked = dict(zip(calls, await asyncio.gather(*(
+            _ask(call.remote()) if name not in down else _down(down[name]) for name, call in calls.items())),
+            strict=True))
+        checks |= {name: state for name, (_, state) in asked.items()}
+        checks["trainer"] = down.get("trainer", "ok")
+        answers = {name: answer for name, (answer, _) in asked.items()}
+        status = answers["retriever"]
+        models = {name: (answers["llm"] or {}).get(name) for name in ADAPTER_PIPELINES}
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
-        body = {"status": "ready" if ready else "not ready", "checks": checks, "models": models,
-                "retrieval": collection}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        models |= {"lrurec": answers["candidates"], "kobart": answers["keywords"],
+                   "index": status.pop("index") if status else None}
+        return Readiness(status="ready" if all(v == "ok" for v in checks.values()) else "not ready", checks=checks,
+                         pipelines=pipeline_readiness(checks), models=models, retrieval=status)
 
     @app.post(
         "/v1/candidates",
+        tags=["candidates"], dependencies=[needs("candidates")],
         response_model=CandidateResponse,
         responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
         summary="LRURec top-k candidates for a user id or an explicit history, the history excluded.",
@@ -156,28 +190,27 @@ class Ingress:
 
     @app.post(
         "/v1/recommendations",
+        tags=["recommendation"], dependencies=[needs("candidates")],
         response_model=RecommendationResponse,
         responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
         summary="LRURec candidates reordered by the LLM verbalizer (the `ranker` adapter); LRURec's order, "
                 "flagged, when the LLM stage fails or runs out of time.",
     )
     async def recommendations(self, request: RecommendationRequest):
-        result, fallback = await recommend(request, self.settings, self.db, self.candidates_server, self.llm)
-        if isinstance(result, ServiceError):
-            return service_error_response(result)
-        if fallback:
-            self.fallbacks.inc()
-        return result
+        return answered(await recommend(request, self.settings, self.db, self.candidates_server, self.llm,
+                                        llm_down=self.deployments.problem("llm")))
 
     @app.post(
         "/v1/retrieve",
+        tags=["retrieval"], dependencies=[needs("retriever")],
         response_model=RetrieveResponse,
         responses={code: {"model": ErrorResponse} for code in (422, 503)},
         summary="Passages for a query: dense (DPR + FAISS), sparse (BM25) or hybrid (reciprocal-rank fusion).",
     )
     async def retrieve(self, request: RetrieveRequest):
         if request.expand_keywords:
-            found = await self.keywords.extract.remote(KeywordsRequest(text=request.query))
+            found = await pipeline_metrics().timed("retrieval", "keywords",
+                                                   self.keywords.extract.remote(KeywordsRequest(text=request.query)))
             if isinstance(found, ServiceError):
                 return service_error_response(found)
             expanded = " ".join([request.sparse_query or request.query, *found.results[0].keywords])
@@ -186,6 +219,7 @@ class Ingress:
 
     @app.post(
         "/v1/keywords",
+        tags=["keywords"], dependencies=[needs("keywords")],
         response_model=KeywordsResponse,
         responses={code: {"model": ErrorResponse} for code in (422, 503)},
         summary="Keywords of a text (`text`) or of up to 64 (`texts`), by the fine-tuned KoBART in one batched "
@@ -196,6 +230,7 @@ class Ingress:
 
     @app.post(
         "/v1/qa",
+        tags=["qa"], dependencies=[needs("retriever", "llm")],
         response_model=QAResponse,
         responses={code: {"model": ErrorResponse} for code in (400, 422, 503)},
         summary="Answer a question from retrieved passages with the `qa` adapter; `stream: true` for events "
@@ -244,6 +279,7 @@ class Ingress:
 
     @app.post(
         "/v1/books/search",
+        tags=["books"], dependencies=[needs("retriever")],
         response_model=BookSearchResponse,
         responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
         summary="Catalogue books for a query (dense + BM25); with `user_id`, never a book the user read or one "
@@ -254,16 +290,19 @@ class Ingress:
 
     @app.post(
         "/v1/books/recommendations",
+        tags=["books"], dependencies=[needs("retriever")],
         response_model=BookRecommendationResponse,
         responses={code: {"model": ErrorResponse} for code in (404, 422, 503)},
         summary="n catalogue books for the five answers (and a user's reading life), chosen by the LLM among "
                 "retrieved candidates with a reason each; never a book read or one on an avoided topic.",
     )
     async def book_recommendations(self, request: BookRecommendationRequest):
-        return answered(await recommend_books(request, self.settings, self.db, self.retriever, self.llm))
+        return answered(await recommend_books(request, self.settings, self.db, self.retriever, self.llm,
+                                              llm_down=self.deployments.problem("llm")))
 
     @app.post(
         "/v1/books/judgements",
+        tags=["books"], dependencies=[needs("llm")],
         response_model=BookJudgement,
         responses={code: {"model": ErrorResponse} for code in (404, 422, 502, 503)},
         summary="Score a book recommendation 0-5 against a fixed rubric, by the LLM in a separate call "
@@ -278,6 +317,7 @@ class Ingress:
 
     @app.post(
         "/v1/train",
+        tags=["training"], dependencies=[needs("trainer")],
         status_code=202,
         response_model=TrainAccepted,
         responses={code: {"model": ErrorResponse} for code in (409, 422, 503)},
@@ -288,6 +328,7 @@ class Ingress:
 
     @app.get(
         "/v1/train/{run_id}",
+        tags=["training"],
         response_model=registry.TrainingRun,
         responses={404: {"model": ErrorResponse}},
         summary="A training run: status (queued, running, succeeded, failed), progress, metrics, error.",
@@ -299,13 +340,15 @@ class Ingress:
             return error_response(404, f"no training run {run_id}", "not_found_error", "run_id")
         return run
 
-    @app.get("/v1/models", summary="Models served, OpenAI shape: the base model and `base:adapter` for each adapter.")
+    @app.get("/v1/models", tags=["llm"], dependencies=[needs("llm")],
+             summary="Models served, OpenAI shape: the base model and `base:adapter` for each adapter.")
     async def models(self) -> dict:
         names = await self.llm.models.remote()
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tandem"} for n in names]}
 
     @app.post(
         "/v1/chat/completions",
+        tags=["llm"], dependencies=[needs("llm")],
         response_model=ChatCompletionResponse,
         responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
         summary="OpenAI-compatible chat completion with the model's chat template; `stream: true` for events.",
@@ -317,6 +360,7 @@ class Ingress:
 
     @app.post(
         "/v1/completions",
+        tags=["llm"], dependencies=[needs("llm")],
         response_model=CompletionResponse,
         responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
         summary="OpenAI-compatible text completion; `stream: true` returns server-sent events.",

@@ -31,6 +31,7 @@ from deployments.openai_protocol import (
 from deployments.recommend_protocol import RankRequest, RankResult
 from deployments.retriever_protocol import QAGeneration, QAPrompt
 from deployments.service_error import ServiceError
+from deployments.telemetry import LATENCY_BOUNDARIES
 from models.books.catalogue import CatalogueBook
 from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
 from models.qa.prompts import Context, QAPrompter
@@ -67,7 +68,10 @@ class LLMServer:
         self.requests = Counter(
             "tandem_llm_requests", description="LLM requests by kind and outcome.", tag_keys=("kind", "outcome")
         )
-        self.tokens = Counter("tandem_llm_completion_tokens", description="Tokens generated.")
+        self.tokens = Counter("tandem_llm_tokens", description="Tokens in (prompt) and out (completion) by kind.",
+                              tag_keys=("kind", "direction"))
+        self.first_token = Histogram("tandem_llm_first_token_seconds", boundaries=LATENCY_BOUNDARIES,
+                                     description="Time to the first streamed text, by kind.", tag_keys=("kind",))
         self.latency = Histogram(
             "tandem_llm_request_seconds",
             description="LLM latency by kind, non-streaming.",
@@ -83,8 +87,15 @@ class LLMServer:
     def _record(self, kind: str, started: float, result) -> None:
         self.latency.observe(time.monotonic() - started, tags={"kind": kind})
         self.requests.inc(tags={"kind": kind, "outcome": "rejected" if isinstance(result, ServiceError) else "ok"})
-        if (usage := getattr(result, "usage", None)) and usage.completion_tokens:
-            self.tokens.inc(usage.completion_tokens)
+        if (usage := getattr(result, "usage", None)) is not None:
+            self._count_tokens(kind, usage.prompt_tokens, usage.completion_tokens)
+        elif isinstance(result, RankResult):
+            self._count_tokens(kind, result.prompt_tokens, 0)
+
+    def _count_tokens(self, kind: str, prompt: int, completion: int) -> None:
+        for direction, count in (("prompt", prompt), ("completion", completion)):
+            if count:
+                self.tokens.inc(count, tags={"kind": kind, "direction": direction})
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         started = time.monotonic()
@@ -93,10 +104,13 @@ class LLMServer:
         return result
 
     async def _counted(self, kind: str, chunks: AsyncIterator) -> AsyncIterator:
-        outcome = "ok"
+        started, outcome, first = time.monotonic(), "ok", True
         async for chunk in chunks:
             if isinstance(chunk, ServiceError):
                 outcome = "rejected"
+            elif first:
+                self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
+                first = False
             yield chunk
         self.requests.inc(tags={"kind": kind, "outcome": outcome})
 
@@ -135,7 +149,7 @@ class LLMServer:
     async def answer(self, request: QAPrompt) -> AsyncIterator[QAGeneration | ServiceError]:
         """The `qa` adapter (the base model until one is trained) answering from passages, streamed: text
         deltas, then a last item with the token counts."""
-        started, text = time.monotonic(), []
+        started, streamed = time.monotonic(), False
         lora, model, version = self._adapter("qa")
         prompt, used = self.qa_prompter.prompt_ids(
             request.question, [Context(p.text, p.source) for p in request.passages])
@@ -143,8 +157,10 @@ class LLMServer:
         try:
             async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
                 completion = c
-                text.append(delta)
                 if delta:
+                    if not streamed:
+                        self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
+                        streamed = True
                     yield QAGeneration(text=delta, model=model, adapter_version=version, prompt_tokens=len(prompt),
                                        completion_tokens=0, passages_used=used)
         except self.engine.client_errors as exc:
@@ -153,7 +169,7 @@ class LLMServer:
             yield error
             return
         tokens = len(completion.token_ids) if completion else 0
-        self.tokens.inc(tokens)
+        self._count_tokens("answer", len(prompt), tokens)
         self.requests.inc(tags={"kind": "answer", "outcome": "ok"})
         self.latency.observe(time.monotonic() - started, tags={"kind": "answer"})
         yield QAGeneration(text="", model=model, adapter_version=version, prompt_tokens=len(prompt),

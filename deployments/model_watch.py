@@ -17,6 +17,7 @@ import asyncpg
 
 from db import registry
 from db.pool import Database
+from deployments.telemetry import served_versions
 
 log = logging.getLogger("tandem.models")
 T = TypeVar("T")
@@ -90,6 +91,7 @@ class ActiveModel(VersionWatch, Generic[T]):
             return False
         loaded = await asyncio.to_thread(self.load, active)
         self.current, self.version = loaded, active
+        served_versions().serving(self.pipeline, active.version)
         log.info("model version active", extra={"pipeline": self.pipeline, "version": active.version})
         return True
 
@@ -119,6 +121,7 @@ class ActiveAdapters(VersionWatch):
                                                              "version": version.version, "error": str(exc)})
                 continue
             self.versions[version.pipeline] = version
+            served_versions().serving(version.pipeline, version.version)
             changed = True
             log.info("adapter version active", extra={"pipeline": version.pipeline, "version": version.version})
         return changed

@@ -22,10 +22,12 @@ from deployments.recommend_protocol import (
     RecommendationResponse,
 )
 from deployments.service_error import ServiceError
+from deployments.telemetry import pipeline_metrics
 from models.verbalizer.prompts import Profile
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.recommend")
+PIPELINE = "recommendation"
 
 
 async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profile:
@@ -39,44 +41,56 @@ async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profi
     return Profile(attributes={k: str(v) for k, v in fields.items()}, comments=comments)
 
 
+async def ranking(rank: RankRequest, settings: Settings, llm: DeploymentHandle,
+                  llm_down: str | None) -> RankResult | str:
+    """The LLM's order of the candidates, or why there is none."""
+    if llm_down is not None:
+        return f"llm stage unavailable: {llm_down}"
+    try:
+        ranked = await pipeline_metrics().timed(
+            PIPELINE, "ranking", asyncio.wait_for(llm.rank.remote(rank), timeout=settings.ranker_timeout_s))
+    except asyncio.TimeoutError:
+        return f"llm stage exceeded its {settings.ranker_timeout_s:g} s budget"
+    except Exception as exc:  # the LLM deployment failed mid-request: LRURec's order still answers
+        log.warning("llm stage failed", extra={"error": str(exc)})
+        return f"llm stage failed: {type(exc).__name__}"
+    if isinstance(ranked, ServiceError):
+        return f"llm stage rejected the request: {ranked.message}"
+    return ranked
+
+
 async def recommend(
     request: RecommendationRequest, settings: Settings, db: Database, candidates: DeploymentHandle,
-    llm: DeploymentHandle,
-) -> tuple[RecommendationResponse | ServiceError, str | None]:
-    """The response, and why the LLM stage was skipped (None when it ordered the items)."""
-    found: CandidateResponse | ServiceError = await candidates.candidates.remote(CandidateRequest(
-        user_id=request.user_id, k=settings.ranker_candidates, include_history=settings.verbalizer_max_history
-    ))
+    llm: DeploymentHandle, llm_down: str | None = None,
+) -> RecommendationResponse | ServiceError:
+    """`llm_down` says why the LLM deployment cannot take requests, if it cannot: the ranking is skipped."""
+    metrics = pipeline_metrics()
+    found: CandidateResponse | ServiceError = await metrics.timed(PIPELINE, "candidates", candidates.candidates.remote(
+        CandidateRequest(user_id=request.user_id, k=settings.ranker_candidates,
+                         include_history=settings.verbalizer_max_history)))
     if isinstance(found, ServiceError):
-        return found, None
+        return found
+    if found.fallback:
+        metrics.fallback(PIPELINE, "candidates")
     pool = found.candidates
     profile = None
     if settings.verbalizer_template == "gemmarec":
         profile = await user_profile(db, request.user_id, [h.comment for h in found.history if h.comment])
     rank = RankRequest(history=[h.title or h.item_id for h in found.history],
                        candidates=[c.title or c.item_id for c in pool], profile=profile)
-    reason = None
-    try:
-        ranked = await asyncio.wait_for(llm.rank.remote(rank), timeout=settings.ranker_timeout_s)
-        if isinstance(ranked, ServiceError):
-            reason = f"llm stage rejected the request: {ranked.message}"
-    except asyncio.TimeoutError:
-        reason = f"llm stage exceeded its {settings.ranker_timeout_s:g} s budget"
-    except Exception as exc:  # the LLM deployment is down or failed: LRURec's order still answers
-        reason = f"llm stage failed: {type(exc).__name__}"
-        log.warning("llm stage failed", extra={"error": str(exc)})
-    if reason is None:
-        assert isinstance(ranked, RankResult)
+    ranked = await ranking(rank, settings, llm, llm_down)
+    reason = ranked if isinstance(ranked, str) else None
+    if isinstance(ranked, RankResult):
         items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=ranked.logprobs[i],
                                 lrurec_rank=i) for i in ranked.order]
         adapter, versions = ranked.adapter, {"lrurec": found.model_version, "ranker": ranked.adapter_version}
     else:
+        metrics.fallback(PIPELINE, "ranking")
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
                  for i, c in enumerate(pool)]
         adapter, versions = None, {"lrurec": found.model_version}
-    response = RecommendationResponse(
+    return RecommendationResponse(
         user_id=request.user_id, ordered_by="lrurec" if reason else "llm", fallback=reason is not None,
         fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter,
         model_versions=versions, items=items[: request.k],
     )
-    return response, reason

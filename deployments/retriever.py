@@ -29,6 +29,7 @@ from deployments.books_protocol import BookSearchRequest, BookSearchResponse, Ca
 from deployments.model_watch import VersionWatch
 from deployments.retriever_protocol import Mode, RetrievedPassage, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
+from deployments.telemetry import served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig
 from models.dpr.retriever import DenseSide, Hit, Passage, Retriever, build_dense
@@ -82,6 +83,7 @@ class LiveCollection(VersionWatch):
                                                    set(rows) & set(known))
             self.stamps = stamps
             if new_index:
+                served_versions().serving(INDEX, active.version)
                 self.index_version = active
             log.info("retrieval collection loaded", extra={"collection": self.kind, "rows": len(collection),
                                                           "index": active.version if active else None,

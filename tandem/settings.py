@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     llm_kv_cache_gib: float = Field(default=1.0, gt=0, description="CPU KV-cache space per engine.")
     llm_enforce_eager: bool = Field(default=True, description="Skip graph capture: faster start, needed on CPU.")
     llm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
+    llm_num_cpus: float = Field(default=1.0, ge=0, description="Logical CPUs Ray reserves per LLM replica.")
     llm_num_gpus: float = Field(
         default=1.0, gt=0, description="GPU share per LLM replica on cuda; fractions share a card."
     )

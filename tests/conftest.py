@@ -97,18 +97,18 @@ def http(serve_app: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None) -> str:
+def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None, llm=None) -> str:
     """A second ingress (its own settings, e.g. another database) sharing the running app's model deployments;
-    `trainer` replaces the app's Trainer. Returns its URL; remove it with `serve.delete(name)`."""
+    `trainer` and `llm` replace the app's. Returns its URL; remove it with `serve.delete(name)`."""
     from ray import serve
 
     from deployments.ingress import Ingress
 
-    llm, candidates, shared_trainer, retriever, keywords = (
+    shared_llm, candidates, shared_trainer, retriever, keywords = (
         serve.get_deployment_handle(d, app_name="tandem")
         for d in ("LLMServer", "Candidates", "Trainer", "Retriever", "Keywords"))
-    ingress = Ingress.options(name=f"{name}-ingress").bind(settings, llm, candidates, trainer or shared_trainer,
-                                                           retriever, keywords)
+    ingress = Ingress.options(name=f"{name}-ingress").bind(settings, llm or shared_llm, candidates,
+                                                           trainer or shared_trainer, retriever, keywords)
     serve.run(ingress, name=name, route_prefix=f"/{name}")
     return f"{serve_app}/{name}"
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tandem.settings import Settings
+from tests.prometheus import scrape, total, wait_for
 
 GREEDY = {"temperature": 0, "max_tokens": 8}
 
@@ -117,29 +116,13 @@ def test_malformed_json_is_a_422(http: httpx.Client) -> None:
     assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
 
 
-def _scrape(metrics_url: str) -> dict[str, float]:
-    """Sum of each sample name across label sets, parsed with Prometheus' own text-format parser."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(httpx.get(metrics_url, timeout=10).text):
-        for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
-
-
 def test_prometheus_endpoint_exports_serve_llm_and_vllm_metrics(http: httpx.Client, metrics_url: str) -> None:
-    http.post("/v1/completions", json={"prompt": "Hello", "max_tokens": 2})
-    before = _scrape(metrics_url).get("ray_tandem_llm_requests_total", 0.0)
+    before = total(scrape(metrics_url), "ray_tandem_llm_requests_total")
     for _ in range(3):
         assert http.post("/v1/completions", json={"prompt": "Hello", "max_tokens": 2}).status_code == 200
-    deadline = time.monotonic() + 60  # Ray's agents export on an interval of a few seconds
-    while True:
-        totals = _scrape(metrics_url)
-        moved = (totals.get("ray_tandem_llm_requests_total", 0.0) >= before + 3
-                 and all(totals.get(m, 0.0) > 0 for m in ("ray_vllm_generation_tokens_total",
-                                                          "ray_serve_num_http_requests_total")))
-        if moved or time.monotonic() > deadline:
-            break
-        time.sleep(2)
-    assert totals.get("ray_tandem_llm_requests_total", 0.0) >= before + 3
-    assert totals.get("ray_vllm_generation_tokens_total", 0.0) > 0
-    assert totals.get("ray_serve_num_http_requests_total", 0.0) > 0, sorted(k for k in totals if "serve" in k)
+    exported = ("ray_vllm_generation_tokens_total", "ray_serve_num_http_requests_total")
+    samples = wait_for(metrics_url, lambda s: total(s, "ray_tandem_llm_requests_total") >= before + 3
+                       and all(total(s, m) > 0 for m in exported))
+    assert total(samples, "ray_tandem_llm_requests_total") >= before + 3
+    for name in exported:
+        assert total(samples, name) > 0, name

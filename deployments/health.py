@@ -1,0 +1,133 @@
+"""Readiness per pipeline, and which model deployments can take requests as the Serve controller sees them.
+
+A handle call to a deployment with no running replica waits for one; a deployment whose replicas fail to
+start (a bad model path, no resources left) would hold every request of its routes until their timeouts. The
+ingress asks the controller every few seconds instead, and a route whose deployment is down answers 503 at
+once with the controller's reason, while routes that do not need it keep serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import Depends, Request
+from pydantic import BaseModel
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+from ray.serve.schema import ServeStatus
+
+log = logging.getLogger("tandem.health")
+
+REFRESH_S = 2.0
+
+
+class DeploymentDown(Exception):
+    def __init__(self, deployment: str, reason: str):
+        super().__init__(f"the {deployment} deployment is unavailable: {reason}")
+        self.deployment, self.reason = deployment, reason
+
+
+def problems(status: ServeStatus, targets: dict[str, tuple[str, str]]) -> dict[str, str]:
+    """Why each deployment cannot take requests; those that can are left out. `targets` maps our name for a
+    deployment to its (application, deployment) in Serve."""
+    found = {}
+    for name, (app_name, deployment_name) in targets.items():
+        app = status.applications.get(app_name)
+        deployment = app.deployments.get(deployment_name) if app else None
+        if deployment is None:
+            found[name] = f"{deployment_name} is not deployed in application {app_name!r}"
+        elif deployment.replica_states.get("RUNNING", 0) == 0:
+            detail = f": {deployment.message}" if deployment.message else ""
+            found[name] = f"{deployment_name} has no running replica ({deployment.status}{detail})"
+    return found
+
+
+class DeploymentStates:
+    """The last known problem of each model deployment, refreshed in the background."""
+
+    def __init__(self, handles: dict[str, DeploymentHandle], refresh_s: float = REFRESH_S):
+        self.targets = {name: (h.app_name, h.deployment_name) for name, h in handles.items()}
+        self.refresh_s = refresh_s
+        self.problems: dict[str, str] = {}
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                # serve.status() blocks on the controller; a thread keeps this replica's event loop free.
+                self.problems = problems(await asyncio.to_thread(serve.status), self.targets)
+            except Exception as exc:  # the controller restarting: keep the last known states
+                log.warning("deployment states unavailable", extra={"error": str(exc)})
+            await asyncio.sleep(self.refresh_s)
+
+    def problem(self, name: str) -> str | None:
+        return self.problems.get(name)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def needs(*deployments: str):
+    """A route dependency: 503 with the reason when a deployment the route cannot do without is down."""
+
+    def check(request: Request) -> None:
+        states: DeploymentStates = request.app.state.deployments
+        for name in deployments:
+            if (reason := states.problem(name)) is not None:
+                raise DeploymentDown(name, reason)
+
+    return Depends(check)
+
+
+class Pipeline(BaseModel):
+    """What a pipeline cannot answer without, and what it answers without (flagged) when it is down."""
+
+    requires: tuple[str, ...]
+    degrades_without: tuple[str, ...] = ()
+
+
+# Keyed by the FastAPI tag of the pipeline's routes.
+PIPELINES: dict[str, Pipeline] = {
+    "recommendation": Pipeline(requires=("database", "candidates"), degrades_without=("llm",)),
+    "candidates": Pipeline(requires=("database", "candidates")),
+    "qa": Pipeline(requires=("retriever", "llm")),
+    "retrieval": Pipeline(requires=("retriever",), degrades_without=("keywords",)),
+    "keywords": Pipeline(requires=("keywords",)),
+    "books": Pipeline(requires=("database", "retriever"), degrades_without=("llm",)),
+    "llm": Pipeline(requires=("llm",)),
+    "training": Pipeline(requires=("database", "trainer")),
+    "ingestion": Pipeline(requires=("database",)),
+}
+
+
+class PipelineReadiness(BaseModel):
+    status: str  # ready, degraded (answers, flagged, without a part) or unavailable
+    reason: str | None = None
+
+
+def pipeline_readiness(checks: dict[str, str]) -> dict[str, PipelineReadiness]:
+    """Each pipeline's readiness from the checks of its parts ("ok" or why not)."""
+    found = {}
+    for name, pipeline in PIPELINES.items():
+        missing = [f"{part}: {checks[part]}" for part in pipeline.requires if checks[part] != "ok"]
+        lacking = [f"{part}: {checks[part]}" for part in pipeline.degrades_without if checks[part] != "ok"]
+        if missing:
+            found[name] = PipelineReadiness(status="unavailable", reason="; ".join(missing + lacking))
+        elif lacking:
+            found[name] = PipelineReadiness(status="degraded", reason="; ".join(lacking))
+        else:
+            found[name] = PipelineReadiness(status="ready")
+    return found
+
+
+class Readiness(BaseModel):
+    status: str  # ready or not ready
+    checks: dict[str, str]  # each part: "ok" or why not
+    pipelines: dict[str, PipelineReadiness]
+    models: dict[str, str | None]  # the version each pipeline serves, None before one is trained
+    retrieval: dict | None  # the retriever's collections
