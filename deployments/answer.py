@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 
 from ray.serve.handle import DeploymentHandle
 
+from deployments.calls import call
 from deployments.retriever_protocol import (
     QAGeneration,
     QAPrompt,
@@ -39,7 +40,7 @@ def sources(passages: list[RetrievedPassage]) -> list[str]:
 async def retrieve_for(request: QARequest, settings: Settings, retriever: DeploymentHandle,
                        ) -> tuple[RetrieveResponse, list[RetrievedPassage]] | ServiceError:
     metrics = pipeline_metrics()
-    found = await metrics.timed(PIPELINE, "retrieval", retriever.retrieve.remote(
+    found = await metrics.timed(PIPELINE, "retrieval", call(retriever.retrieve,
         RetrieveRequest(query=request.question, top_k=request.top_k, mode=request.mode)))
     if isinstance(found, ServiceError):
         return found

@@ -33,6 +33,7 @@ from deployments.books_protocol import (
     CatalogueSearchRequest,
     RecommendedBook,
 )
+from deployments.calls import call
 from deployments.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
@@ -59,7 +60,7 @@ async def load_reader(db: Database, user_id: str | None) -> tuple[Reader, list[s
 async def search_catalogue(request: CatalogueSearchRequest, db: Database, retriever: DeploymentHandle,
                            ) -> BookSearchResponse | ServiceError:
     reader, read = await load_reader(db, request.user_id)
-    return await retriever.search_books.remote(BookSearchRequest(
+    return await call(retriever.search_books, BookSearchRequest(
         query=request.query, top_k=request.top_k, mode=request.mode, exclude=read,
         avoid_topics=list(reader.avoid_topics)))
 
@@ -90,7 +91,7 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
     reader, read = await load_reader(db, request.user_id)
     query, reader_text = query_and_reader(request, reader, settings.books_history_k)
     metrics = pipeline_metrics()
-    found = await metrics.timed(PIPELINE, "retrieval", retriever.search_books.remote(BookSearchRequest(
+    found = await metrics.timed(PIPELINE, "retrieval", call(retriever.search_books, BookSearchRequest(
         query=query, top_k=max(settings.books_candidates, request.n), mode=settings.books_mode, exclude=read,
         avoid_topics=list(reader.avoid_topics))))
     if isinstance(found, ServiceError):
@@ -108,9 +109,10 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
         metrics.fallback(PIPELINE, "generation")
     elif found.books:
         try:
-            chosen = await metrics.timed(PIPELINE, "generation", asyncio.wait_for(llm.choose_books.remote(
-                BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)),
-                timeout=settings.books_timeout_s))
+            choose = BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books,
+                                       n=request.n)
+            chosen = await metrics.timed(PIPELINE, "generation", asyncio.wait_for(
+                call(llm.choose_books, choose), timeout=settings.books_timeout_s))
             if isinstance(chosen, ServiceError):
                 notes.append(f"the LLM's choice failed: {chosen.message}")
             else:
@@ -143,6 +145,6 @@ async def judge_books(request: BookJudgementRequest, settings: Settings, db: Dat
     chosen = [(CatalogueEntry(book_id=b.external_id, title=b.title, author=b.author, categories=b.categories,
                               introduction=b.introduction), pick.reason)
               for b, pick in zip(books, request.books, strict=True)]
-    return await asyncio.wait_for(llm.judge_books.remote(BookJudgeRequest(
+    return await asyncio.wait_for(call(llm.judge_books, BookJudgeRequest(
         answers=request.answers, reader=describe(reader, reader.history), chosen=chosen)),
         timeout=settings.books_timeout_s)

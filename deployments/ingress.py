@@ -26,6 +26,7 @@ from deployments.books_protocol import (
     CatalogueSearchRequest,
     QuestionOption,
 )
+from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.health import (
     PIPELINES,
@@ -186,7 +187,7 @@ class Ingress:
         summary="LRURec top-k candidates for a user id or an explicit history, the history excluded.",
     )
     async def candidates(self, request: CandidateRequest):
-        return answered(await self.candidates_server.candidates.remote(request))
+        return answered(await call(self.candidates_server.candidates, request))
 
     @app.post(
         "/v1/recommendations",
@@ -210,12 +211,12 @@ class Ingress:
     async def retrieve(self, request: RetrieveRequest):
         if request.expand_keywords:
             found = await pipeline_metrics().timed("retrieval", "keywords",
-                                                   self.keywords.extract.remote(KeywordsRequest(text=request.query)))
+                                                   call(self.keywords.extract, KeywordsRequest(text=request.query)))
             if isinstance(found, ServiceError):
                 return service_error_response(found)
             expanded = " ".join([request.sparse_query or request.query, *found.results[0].keywords])
             request = request.model_copy(update={"sparse_query": expanded})
-        return answered(await self.retriever.retrieve.remote(request))
+        return answered(await call(self.retriever.retrieve, request))
 
     @app.post(
         "/v1/keywords",
@@ -226,7 +227,7 @@ class Ingress:
                 "beam search, or by the morphological analyser until a model is trained (`model` says which).",
     )
     async def keywords_route(self, request: KeywordsRequest):
-        return answered(await self.keywords.extract.remote(request))
+        return answered(await call(self.keywords.extract, request))
 
     @app.post(
         "/v1/qa",
@@ -343,7 +344,7 @@ class Ingress:
     @app.get("/v1/models", tags=["llm"], dependencies=[needs("llm")],
              summary="Models served, OpenAI shape: the base model and `base:adapter` for each adapter.")
     async def models(self) -> dict:
-        names = await self.llm.models.remote()
+        names = await call(self.llm.models)
         return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tandem"} for n in names]}
 
     @app.post(
@@ -356,7 +357,7 @@ class Ingress:
     async def chat_completions(self, request: ChatCompletionRequest):
         if request.stream:
             return await self._events(self.llm.options(stream=True).chat_stream.remote(request))
-        return answered(await self.llm.chat.remote(request))
+        return answered(await call(self.llm.chat, request))
 
     @app.post(
         "/v1/completions",
@@ -368,7 +369,7 @@ class Ingress:
     async def completions(self, request: CompletionRequest):
         if request.stream:
             return await self._events(self.llm.options(stream=True).completions_stream.remote(request))
-        return answered(await self.llm.completions.remote(request))
+        return answered(await call(self.llm.completions, request))
 
     async def _events(self, chunks):
         """Server-sent events from a streaming handle call."""

@@ -13,6 +13,7 @@ from ray.serve.handle import DeploymentHandle
 
 from db.pool import Database
 from db.users import get_user, list_surveys
+from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.recommend_protocol import (
     RankRequest,
@@ -48,7 +49,7 @@ async def ranking(rank: RankRequest, settings: Settings, llm: DeploymentHandle,
         return f"llm stage unavailable: {llm_down}"
     try:
         ranked = await pipeline_metrics().timed(
-            PIPELINE, "ranking", asyncio.wait_for(llm.rank.remote(rank), timeout=settings.ranker_timeout_s))
+            PIPELINE, "ranking", asyncio.wait_for(call(llm.rank, rank), timeout=settings.ranker_timeout_s))
     except asyncio.TimeoutError:
         return f"llm stage exceeded its {settings.ranker_timeout_s:g} s budget"
     except Exception as exc:  # the LLM deployment failed mid-request: LRURec's order still answers
@@ -65,9 +66,10 @@ async def recommend(
 ) -> RecommendationResponse | ServiceError:
     """`llm_down` says why the LLM deployment cannot take requests, if it cannot: the ranking is skipped."""
     metrics = pipeline_metrics()
-    found: CandidateResponse | ServiceError = await metrics.timed(PIPELINE, "candidates", candidates.candidates.remote(
-        CandidateRequest(user_id=request.user_id, k=settings.ranker_candidates,
-                         include_history=settings.verbalizer_max_history)))
+    wanted = CandidateRequest(user_id=request.user_id, k=settings.ranker_candidates,
+                              include_history=settings.verbalizer_max_history)
+    found: CandidateResponse | ServiceError = await metrics.timed(PIPELINE, "candidates",
+                                                                  call(candidates.candidates, wanted))
     if isinstance(found, ServiceError):
         return found
     if found.fallback:

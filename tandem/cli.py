@@ -225,6 +225,33 @@ def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_with_connection(settings, register))))
 
 
+def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
+    from tandem.loadtest import load, parse_steps, plot, summary, workloads
+
+    known = workloads(settings.data_dir)
+    if args.endpoint not in known:
+        raise ValueError(f"no workload {args.endpoint!r}; choose one of {', '.join(known)}")
+    closed = args.concurrency is not None
+    steps = parse_steps(args.concurrency if closed else args.rate, args.duration)
+    run = asyncio.run(load(args.url, known[args.endpoint], steps, closed, args.max_requests, args.timeout,
+                           args.seed, args.metrics_url))
+    report = {"endpoint": args.endpoint, "loop": "closed" if closed else "open", **summary(run, steps)}
+    if args.plot:
+        level = "clients" if closed else "arrivals/s"
+        plot(run, steps, f"{args.endpoint}, {report['loop']} loop", level, args.plot)
+        report["plot"] = str(args.plot)
+    print(json.dumps(report))
+
+
+def cmd_cluster_smoke(settings: Settings, args: argparse.Namespace) -> None:
+    from tandem.cluster_smoke import cluster_smoke
+
+    report = cluster_smoke(settings, args.config)
+    print(json.dumps(report))
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from tandem.stack import run
 
@@ -376,6 +403,29 @@ def parser() -> argparse.ArgumentParser:
     reg.add_argument("--version", help="version name (default: a timestamp)")
     reg.add_argument("--no-activate", action="store_true")
     reg.set_defaults(func=cmd_models_register)
+
+    bench = sub.add_parser("bench", help="measure a running service").add_subparsers(dest="kind", required=True)
+    bl = bench.add_parser("load", help="open-loop (--rate) or closed-loop (--concurrency) load on one endpoint of "
+                          "this machine: throughput, p50/p95/p99, error rate, a latency-over-time plot")
+    bl.add_argument("--endpoint", required=True, help="recommendations, candidates, qa, retrieve, keywords, books "
+                    "or completions")
+    level = bl.add_mutually_exclusive_group(required=True)
+    level.add_argument("--rate", help="Poisson arrivals per second, or steps `rate:seconds,rate:seconds,...`")
+    level.add_argument("--concurrency", help="clients each waiting for its answer, or steps `clients:seconds,...`")
+    bl.add_argument("--duration", type=float, default=30.0, help="seconds, when --rate/--concurrency is one number")
+    bl.add_argument("--max-requests", type=int, default=10_000, help="stop sending after this many")
+    bl.add_argument("--url", default="http://127.0.0.1:8000", help="the service (loopback only)")
+    bl.add_argument("--metrics-url", help="Prometheus endpoint to read replica counts from while loading, e.g. "
+                    "http://127.0.0.1:8080/metrics")
+    bl.add_argument("--timeout", type=float, default=300.0, help="seconds before a request counts as failed")
+    bl.add_argument("--plot", type=Path, help="write the latency-over-time PNG here")
+    bl.add_argument("--seed", type=int, default=0)
+    bl.set_defaults(func=cmd_bench_load)
+
+    smoke = sub.add_parser("cluster-smoke", help="two Ray nodes on this machine, `serve deploy` of the config, a "
+                           "replica killed under load; stops every Ray node on this machine afterwards")
+    smoke.add_argument("--config", type=Path, default=Path("serve_config.yaml"))
+    smoke.set_defaults(func=cmd_cluster_smoke)
 
     run = sub.add_parser("run", help="start PostgreSQL, Ray and the Serve application; Ctrl-C stops all")
     run.set_defaults(func=cmd_run)

@@ -1,0 +1,171 @@
+"""`tandem cluster-smoke`: the application on a two-node Ray cluster on this machine, deployed the production
+way (`ray start --head`, `ray start --address`, `serve deploy serve_config.yaml`), then one replica's process
+killed while requests keep coming.
+
+Both nodes run on this machine with one logical CPU each, so the LLM (one CPU) and the small models cannot share
+a node: the application necessarily spans both. The config deployed is the project's serve_config.yaml with
+what a single machine needs changed: free ports, the proxy on the head node only (two proxies cannot bind one
+port), this checkout's model folder, a fresh embedded database, and two keyword replicas so one can be killed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from rich.console import Console
+
+from db.server import database_url
+from tandem.settings import Settings
+
+log = logging.getLogger("tandem.cluster")
+
+KILLED_DEPLOYMENT = "Keywords"
+# `ray start --head` turns on token authentication (the token in ~/.ray/auth_token); every other client
+# (the worker node, `serve deploy`, this driver) must be told to send it.
+TOKEN_AUTH = {"RAY_AUTH_MODE": "token"}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tool(name: str) -> str:
+    """`ray` or `serve` of this Python's environment."""
+    return str(Path(sys.executable).with_name(name))
+
+
+def _run(*args: str) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=os.environ | TOKEN_AUTH)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+
+
+def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, http_port: int) -> None:
+    config = yaml.safe_load(source.read_text())
+    config["proxy_location"] = "HeadOnly"
+    config["http_options"] = {"host": "127.0.0.1", "port": http_port}
+    app = config["applications"][0]
+    app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir)}}
+    app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
+                    "llm_kv_cache_gib": 0.5, "log_level": "WARNING"}
+    target.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def wait_ready(url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise TimeoutError(f"the application at {url} was not ready within {timeout_s:g} s")
+
+
+def replica_nodes(gcs: str) -> dict[str, list[tuple[str, int, str]]]:
+    """Per deployment, its live replicas as (actor name, process id, node id), from Ray's state API."""
+    done = subprocess.run([_tool("ray"), "list", "actors", "--detail", "--format", "json", "--limit", "1000",
+                           "--filter", "state=ALIVE", "--address", gcs],
+                          capture_output=True, text=True, timeout=120, env=os.environ | TOKEN_AUTH)
+    if done.returncode != 0:
+        raise RuntimeError(f"ray list actors failed: {done.stderr[-2000:]}")
+    found: dict[str, list[tuple[str, int, str]]] = {}
+    for actor in json.loads(done.stdout):
+        if actor["class_name"].startswith("ServeReplica:"):
+            deployment = actor["class_name"].split(":")[-1]
+            found.setdefault(deployment, []).append((actor["name"], int(actor["pid"]), actor["node_id"]))
+    return found
+
+
+class Traffic:
+    """Keyword requests one after another in a thread, each outcome kept."""
+
+    def __init__(self, url: str):
+        self.url, self.statuses, self._stop = url, [], threading.Event()
+        self._thread = threading.Thread(target=self._send, daemon=True)
+
+    def _send(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=60) as client:
+            while not self._stop.is_set():
+                try:
+                    self.statuses.append(client.post("/v1/keywords", json={"text": "이사화물 통관 예약"}).status_code)
+                except httpx.HTTPError as exc:
+                    self.statuses.append(type(exc).__name__)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> dict:
+    console = Console(stderr=True)
+    ray, serve = _tool("ray"), _tool("serve")
+    gcs_port, dashboard_port, http_port = _free_port(), _free_port(), _free_port()
+    gcs, url = f"127.0.0.1:{gcs_port}", f"http://127.0.0.1:{http_port}"
+    work = Path(tempfile.mkdtemp(prefix="tandem-cluster-"))
+    try:
+        with database_url(None, work / "pgdata") as db_url:
+            smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port)
+            with console.status("starting the Ray head node"):
+                _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
+                     "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+                     f"--metrics-export-port={_free_port()}", "--disable-usage-stats")
+            with console.status("starting a worker node"):
+                # A second node on the same host needs its own agent port and worker port range.
+                _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--metrics-export-port={_free_port()}",
+                     f"--dashboard-agent-listen-port={_free_port()}", "--min-worker-port=20000",
+                     "--max-worker-port=29999", "--disable-usage-stats")
+            with console.status("serve deploy serve_config.yaml, waiting for /readyz"):
+                _run(serve, "deploy", str(work / "serve_config.yaml"), "--address",
+                     f"http://127.0.0.1:{dashboard_port}")
+                wait_ready(url, timeout_s)
+            before = replica_nodes(gcs)
+            nodes = {node for replicas in before.values() for _, _, node in replicas}
+            completion = httpx.post(f"{url}/v1/completions", json={"prompt": "Hello", "max_tokens": 4}, timeout=120)
+            name, pid, _ = before[KILLED_DEPLOYMENT][0]
+            with console.status(f"killing {name} (pid {pid}) under load"), Traffic(url) as traffic:
+                time.sleep(3)
+                os.kill(pid, signal.SIGKILL)
+                killed_at, replaced_s = time.monotonic(), None
+                while time.monotonic() - killed_at < timeout_s:
+                    now = replica_nodes(gcs).get(KILLED_DEPLOYMENT, [])
+                    if len(now) == len(before[KILLED_DEPLOYMENT]) and name not in {n for n, _, _ in now}:
+                        replaced_s = round(time.monotonic() - killed_at, 1)
+                        break
+                    time.sleep(1)
+                time.sleep(3)
+            failed = [s for s in traffic.statuses if s != 200]
+            return {
+                "nodes": len(nodes),
+                "replicas": {d: [node[:8] for _, _, node in r] for d, r in sorted(before.items())},
+                "completion_status": completion.status_code,
+                "killed": name, "replaced_after_s": replaced_s,
+                "requests_during_kill": len(traffic.statuses), "failed_during_kill": len(failed),
+                "failures": sorted({str(s) for s in failed}),
+                "ok": len(nodes) >= 2 and completion.status_code == 200 and replaced_s is not None and not failed,
+            }
+    finally:
+        # `ray stop` stops every Ray node on this machine: these two, and any other running here.
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(work, ignore_errors=True)
