@@ -32,10 +32,13 @@ def build_llm(settings: Settings) -> Application:
 
 def build_model_server(settings: Settings, deployment, name: str) -> Application:
     """A small-model deployment (candidates, retriever, keywords) with its `<name>_replicas` (or autoscaling
-    range) and `<name>_num_cpus` settings."""
+    range) and `<name>_num_cpus` settings; on cuda, `<name>_num_gpus` of a GPU when set."""
+    actor_options: dict[str, Any] = {"num_cpus": getattr(settings, f"{name}_num_cpus")}
+    if settings.model_device(name) == "cuda":
+        actor_options["num_gpus"] = getattr(settings, f"{name}_num_gpus")
     return deployment.options(
         **settings.replicas(name),
-        ray_actor_options={"num_cpus": getattr(settings, f"{name}_num_cpus")},
+        ray_actor_options=actor_options,
         logging_config=logging_config(settings),
     ).bind(settings)
 

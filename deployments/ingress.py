@@ -90,10 +90,10 @@ async def _down(reason: str) -> tuple[None, str]:
     return None, f"not ready: {reason}"
 
 
-async def _ask(call) -> tuple[object, str]:
+async def _ask(pending) -> tuple[object, str]:
     """A deployment's answer and "ok", or None and why it is not ready."""
     try:
-        return await asyncio.wait_for(call, READY_TIMEOUT_S), "ok"
+        return await asyncio.wait_for(pending, READY_TIMEOUT_S), "ok"
     except Exception as exc:
         return None, f"not ready: {type(exc).__name__} {exc}".strip()
 
@@ -166,7 +166,7 @@ class Ingress:
                  "retriever": self.retriever.status, "keywords": self.keywords.active_version}
         down = {name: reason for name in (*calls, "trainer") if (reason := self.deployments.problem(name))}
         asked = dict(zip(calls, await asyncio.gather(*(
-            _ask(call.remote()) if name not in down else _down(down[name]) for name, call in calls.items())),
+            _ask(method.remote()) if name not in down else _down(down[name]) for name, method in calls.items())),
             strict=True))
         checks |= {name: state for name, (_, state) in asked.items()}
         checks["trainer"] = down.get("trainer", "ok")

@@ -24,13 +24,14 @@ class KeywordServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
         from transformers import AutoTokenizer
 
-        generation = generation_config(settings)
+        generation, device = generation_config(settings), settings.model_device("keywords")
         self.max_input_tokens = generation.max_input_tokens
         # The base tokenizer measures inputs for the analyser too, so the length limit does not depend on
         # whether a model is trained yet.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.bart_path)
         self.active = ActiveModel(Database(settings.database_url, min_size=1, max_size=2), PIPELINE,
-                                  lambda v: KeywordModel.load(v.artifact_path, generation), settings.model_poll_s)
+                                  lambda v: KeywordModel.load(v.artifact_path, generation, device),
+                                  settings.model_poll_s)
         await self.active.start()
         self.extract_batch.set_max_batch_size(settings.keywords_max_batch_size)
         self.extract_batch.set_batch_wait_timeout_s(settings.keywords_batch_wait_ms / 1000)

@@ -120,7 +120,7 @@ class PassageCollection(LiveCollection):
         return [Passage(**r) for r in await passages(conn, ids)] if ids else []
 
     def new_dense(self, index: registry.ModelVersion) -> DenseSide:
-        return load_dense(Path(index.artifact_path))
+        return load_dense(Path(index.artifact_path), self.settings.model_device("retriever"))
 
 
 class BookCollection(LiveCollection):
@@ -149,7 +149,7 @@ class BookCollection(LiveCollection):
         return found
 
     def new_dense(self, index: registry.ModelVersion) -> DenseSide:
-        encoder = load_dense(Path(index.artifact_path)).encoder
+        encoder = load_dense(Path(index.artifact_path), self.settings.model_device("retriever")).encoder
         return build_dense(encoder, [], IndexConfig(kind="flat"), self.settings.chunk_tokens)
 
     def loaded(self, collection: list[Passage]) -> None:

@@ -19,6 +19,8 @@ from models.verbalizer.prompts import VerbalizerConfig
 
 C = TypeVar("C", bound=LoRATrainConfig)
 # The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
+SMALL_MODEL_GPUS = ("GPU share per replica on cuda (e.g. 0.1, beside an LLM at 0.7, to share one card); "
+                    "0 keeps the model on the CPU.")
 DEPLOYMENTS = ("ingress", "llm", "candidates", "retriever", "keywords")
 
 # Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
@@ -65,6 +67,7 @@ class Settings(BaseSettings):
     # Logical CPUs Ray reserves per replica. On 2 cores the LLM takes 1, and the small models and a training
     # task share the other; the reservation places replicas, it does not cap their threads.
     candidates_num_cpus: float = Field(default=0.25, ge=0)
+    candidates_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     candidates_max_batch_size: int = Field(default=32, ge=1, description="Requests scored in one forward pass.")
     candidates_batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits to fill.")
     model_poll_s: float = Field(default=10.0, gt=0, description="Active-version check when no NOTIFY arrives.")
@@ -145,6 +148,7 @@ class Settings(BaseSettings):
     retriever_max_replicas: int | None = Field(default=None, ge=1)
     retriever_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
     retriever_num_cpus: float = Field(default=0.25, ge=0)
+    retriever_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
     retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
 
@@ -153,6 +157,7 @@ class Settings(BaseSettings):
     keywords_max_replicas: int | None = Field(default=None, ge=1)
     keywords_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
     keywords_num_cpus: float = Field(default=0.25, ge=0)
+    keywords_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     keywords_max_batch_size: int = Field(default=32, ge=1, description="Texts in one batched generate.")
     keywords_batch_wait_ms: float = Field(default=5.0, ge=0)
     keywords_num_beams: int = Field(default=4, ge=1)
@@ -223,6 +228,10 @@ class Settings(BaseSettings):
             max_title_tokens=self.verbalizer_max_title_tokens, max_prompt_tokens=self.verbalizer_max_prompt_tokens,
             num_candidates=self.ranker_candidates,
         )
+
+    def model_device(self, name: str) -> str:
+        """Where deployment `name` runs its model: on the GPU only when it asks Ray for a share of one."""
+        return "cuda" if self.device == "cuda" and getattr(self, f"{name}_num_gpus") > 0 else "cpu"
 
     def replicas(self, name: str) -> dict:
         """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`."""

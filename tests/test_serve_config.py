@@ -1,5 +1,8 @@
 """serve_config.yaml is a valid Serve deploy config whose application builds from its args."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,6 +10,7 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from deployments.app import build_app
+from tandem.settings import Settings
 
 
 def test_serve_config_validates_and_builds(project_root: Path) -> None:
@@ -45,3 +49,40 @@ def test_a_max_replicas_setting_turns_on_autoscaling() -> None:
     with pytest.raises(ValueError, match="keywords_max_replicas"):
         build_app({"database_url": "postgresql://tandem@db/tandem", "keywords_replicas": 2,
                    "keywords_max_replicas": 1})
+
+
+def test_serve_build_writes_the_deployments_tandem_runs(project_root: Path, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "postgresql://tandem@db/tandem", "TANDEM_RETRIEVER_MAX_REPLICAS": "3",
+           "TANDEM_KEYWORDS_NUM_CPUS": "0.5", "TANDEM_LLM_REPLICAS": "2"}
+    out = tmp_path / "built.yaml"
+    subprocess.run([str(Path(sys.executable).with_name("serve")), "build", "deployments.graph:app", "-o", str(out)],
+                   check=True, cwd=project_root, env=os.environ | env, capture_output=True, timeout=300)
+    (built,) = yaml.safe_load(out.read_text())["applications"]
+    written = {d["name"]: d for d in built["deployments"]}
+    expected = _deployments(build_app({"database_url": env["DATABASE_URL"], "retriever_max_replicas": 3,
+                                       "keywords_num_cpus": 0.5, "llm_replicas": 2}))
+    assert written.keys() == expected.keys()
+    for name, deployment in expected.items():
+        config = deployment._deployment_config
+        assert written[name].get("max_ongoing_requests") == config.max_ongoing_requests, name
+        policy = config.autoscaling_config
+        if policy is None:
+            assert written[name]["num_replicas"] == deployment.num_replicas, name
+        else:
+            scaling = written[name]["autoscaling_config"]
+            assert (scaling["min_replicas"], scaling["max_replicas"]) == (policy.min_replicas, policy.max_replicas)
+        assert written[name]["ray_actor_options"]["num_cpus"] == deployment.ray_actor_options["num_cpus"], name
+    assert written["Retriever"]["autoscaling_config"]["max_replicas"] == 3
+    assert written["Keywords"]["ray_actor_options"]["num_cpus"] == 0.5 and written["LLMServer"]["num_replicas"] == 2
+
+
+def test_small_models_take_a_share_of_the_llms_gpu_when_asked() -> None:
+    shared = {"database_url": "postgresql://tandem@db/tandem", "device": "cuda", "llm_num_gpus": 0.7,
+              "candidates_num_gpus": 0.1, "retriever_num_gpus": 0.1}
+    found = _deployments(build_app(shared))
+    assert found["LLMServer"].ray_actor_options["num_gpus"] == 0.7
+    assert found["Candidates"].ray_actor_options["num_gpus"] == found["Retriever"].ray_actor_options["num_gpus"] == 0.1
+    assert "num_gpus" not in found["Keywords"].ray_actor_options  # no share asked: its model stays on the CPU
+    settings = Settings(**shared)
+    assert [settings.model_device(n) for n in ("candidates", "retriever", "keywords")] == ["cuda", "cuda", "cpu"]
+    assert Settings(database_url="postgresql://x", candidates_num_gpus=0.1).model_device("candidates") == "cpu"

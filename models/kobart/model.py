@@ -23,11 +23,12 @@ class KeywordModel:
         self.model, self.tokenizer, self.generation = model, tokenizer, generation
 
     @classmethod
-    def load(cls, path: str | Path, generation: GenerationConfig = GenerationConfig()) -> KeywordModel:
+    def load(cls, path: str | Path, generation: GenerationConfig = GenerationConfig(),
+             device: str = "cpu") -> KeywordModel:
         from transformers import AutoTokenizer, BartForConditionalGeneration
 
-        return cls(BartForConditionalGeneration.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path),
-                   generation)
+        return cls(BartForConditionalGeneration.from_pretrained(path).to(device).eval(),
+                   AutoTokenizer.from_pretrained(path), generation)
 
     def token_ids(self, texts: list[str], max_tokens: int) -> list[list[int]]:
         """`<s> text </s>`, cut to `max_tokens`. Added here because KoBART's tokenizer (like the local one)
@@ -52,7 +53,7 @@ class KeywordModel:
         """One batched beam search for all texts."""
         if not texts:
             return []
-        inputs = self.encode(texts)
+        inputs = {k: v.to(self.model.device) for k, v in self.encode(texts).items()}
         out = self.model.generate(**inputs, num_beams=self.generation.num_beams,
                                   max_new_tokens=self.generation.max_new_tokens, early_stopping=True)
         return [parse_keywords(t) for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

@@ -18,8 +18,9 @@ class Ranked:
 
 
 class Recommender:
-    def __init__(self, checkpoint: Checkpoint):
-        self.model = checkpoint.model.eval()
+    def __init__(self, checkpoint: Checkpoint, device: str = "cpu"):
+        self.model = checkpoint.model.to(device).eval()
+        self.device = torch.device(device)
         self.item_ids = checkpoint.item_ids
         self.index = {item: i for i, item in enumerate(self.item_ids, start=1)}
         self.popularity = checkpoint.popularity.clone()
@@ -42,7 +43,7 @@ class Recommender:
         scores = self.popularity.expand(len(histories), -1).clone()
         if with_history:
             batch = left_pad([indices[row] for row in with_history], self.model.cfg.max_len)
-            scores[with_history] = self.model.last_scores(batch)
+            scores[with_history] = self.model.last_scores(batch.to(self.device)).cpu()
         results = []
         for row, (idx, k) in enumerate(zip(indices, ks, strict=True)):
             scores[row, idx] = float("-inf")

@@ -144,9 +144,9 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
     return registered.run(url, INDEX, params, version, output, build, activate)
 
 
-def load_dense(index_dir: Path) -> DenseSide:
+def load_dense(index_dir: Path, device: str = "cpu") -> DenseSide:
     meta = json.loads((index_dir / "index.json").read_text())
-    return DenseSide.load(index_dir, DualEncoder.load(Path(meta["dpr_artifact"])))
+    return DenseSide.load(index_dir, DualEncoder.load(Path(meta["dpr_artifact"])).to(device))
 
 
 def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
