@@ -45,6 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="per pipeline, concurrency and server")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--pipelines", nargs="+", default=["recommendations", "qa"], choices=["recommendations", "qa"])
     parser.add_argument("--tandem", default="http://127.0.0.1:8000")
     parser.add_argument("--port", type=int, default=8001, help="for the baseline")
     args = parser.parse_args()
@@ -53,7 +54,7 @@ def main() -> None:
     baseline = start_baseline(args.port)
     results: dict = {}
     try:
-        for pipeline in ("recommendations", "qa"):
+        for pipeline in args.pipelines:
             for concurrency in args.concurrency:
                 steps = [Step(level=concurrency, seconds=args.seconds)]
                 row = {}

@@ -10,6 +10,7 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
+from db.registry import ModelVersion
 from deployments.books_protocol import (
     BookChoice,
     BookChoiceRequest,
@@ -20,6 +21,7 @@ from deployments.books_protocol import (
     LLMUsage,
 )
 from deployments.llm_engine import LLMEngine
+from deployments.merged_engines import MergedEngines
 from deployments.model_watch import ActiveAdapters
 from deployments.openai_protocol import (
     ChatCompletionChunk,
@@ -78,11 +80,16 @@ class LLMServer:
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
             tag_keys=("kind",),
         )
+        self.merged = MergedEngines(settings)
         self.adapters = ActiveAdapters(
-            Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self.engine.load_adapter,
+            Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self._load_adapter,
             settings.model_poll_s,
         )
         await self.adapters.start()
+
+    async def _load_adapter(self, version: ModelVersion) -> None:
+        await self.engine.load_adapter(version.pipeline, version.artifact_path)
+        self.merged.activated(version)
 
     def _record(self, kind: str, started: float, result) -> None:
         self.latency.observe(time.monotonic() - started, tags={"kind": kind})
@@ -139,10 +146,15 @@ class LLMServer:
             result = ServiceError(status=422, param="candidates", message=str(exc))
         else:
             label_ids = self.verbalizer.label_ids[: len(request.candidates)]
-            logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
-            version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
+            merged = await self.merged.label_logprobs(adapter, prompt, label_ids) if adapter else None
+            if merged is not None:
+                (logprobs, version), served_as = merged, "merged"
+            else:
+                logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
+                version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
+                served_as = "lora" if adapter else None
             result = RankResult(order=self.verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
-                                adapter_version=version, prompt_tokens=len(prompt))
+                                adapter_version=version, adapter_served_as=served_as, prompt_tokens=len(prompt))
         self._record("rank", started, result)
         return result
 
@@ -235,5 +247,7 @@ class LLMServer:
     def __del__(self) -> None:
         if (adapters := getattr(self, "adapters", None)) is not None:
             adapters.stop()
+        if (merged := getattr(self, "merged", None)) is not None:
+            merged.shutdown()
         if (engine := getattr(self, "engine", None)) is not None:
             engine.shutdown()

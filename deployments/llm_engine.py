@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 Final = tuple[list[int], list["CompletionOutput"]]
 
 
-def engine_args(settings: Settings):
+def engine_args(settings: Settings, lora: bool = True):
     from vllm.config import StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
 
@@ -51,14 +51,13 @@ def engine_args(settings: Settings):
         dtype=settings.llm_dtype,
         max_model_len=settings.llm_max_model_len,
         enforce_eager=settings.llm_enforce_eager,
-        enable_lora=True,
-        max_loras=settings.llm_max_loras,
-        max_lora_rank=settings.llm_max_lora_rank,
         # No SamplingParams default would let a client ask for all logprobs of a 256k vocabulary.
         max_logprobs=max(20, settings.ranker_candidates),
         # Structured (JSON) answers without indentation: whitespace only costs tokens.
         structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
     )
+    if lora:
+        args |= dict(enable_lora=True, max_loras=settings.llm_max_loras, max_lora_rank=settings.llm_max_lora_rank)
     if settings.device == "cuda":
         args["gpu_memory_utilization"] = settings.llm_gpu_memory_utilization
     else:
@@ -67,7 +66,7 @@ def engine_args(settings: Settings):
 
 
 class LLMEngine:
-    def __init__(self, settings: Settings, *, ray_metrics: bool = True):
+    def __init__(self, settings: Settings, *, ray_metrics: bool = True, lora: bool = True):
         from transformers import AutoTokenizer
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -84,7 +83,7 @@ class LLMEngine:
         self.max_model_len = settings.llm_max_model_len
         # The HF tokenizer renders chat templates and verbalizer prompts; vLLM is given token ids or text.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
-        self.engine = AsyncLLM.from_engine_args(engine_args(settings), stat_loggers=stat_loggers)
+        self.engine = AsyncLLM.from_engine_args(engine_args(settings, lora), stat_loggers=stat_loggers)
         self.adapters: dict[str, LoRARequest] = {}
         self._lora_ids = itertools.count(1)
 

@@ -101,7 +101,7 @@ class ActiveAdapters(VersionWatch):
     running engine) when it changes. A version that fails to load is logged and retried at the next check;
     the adapter it would replace keeps serving."""
 
-    def __init__(self, db: Database, pipelines: list[str], load: Callable[[str, str], Awaitable[None]],
+    def __init__(self, db: Database, pipelines: list[str], load: Callable[[registry.ModelVersion], Awaitable[None]],
                  poll_s: float):
         super().__init__(db, pipelines, poll_s)
         self.load = load
@@ -115,7 +115,7 @@ class ActiveAdapters(VersionWatch):
             if (current := self.versions.get(version.pipeline)) is not None and current.id == version.id:
                 continue
             try:
-                await self.load(version.pipeline, version.artifact_path)
+                await self.load(version)
             except Exception as exc:
                 log.warning("adapter failed to load", extra={"pipeline": version.pipeline,
                                                              "version": version.version, "error": str(exc)})

@@ -23,6 +23,8 @@ class RankResult(BaseModel):
     logprobs: list[float] = Field(description="Log-probability of each candidate's label, in candidate order.")
     adapter: str | None = Field(description="The adapter that scored, or None for the base model.")
     adapter_version: str | None = None
+    adapter_served_as: Literal["lora", "merged"] | None = Field(
+        default=None, description="The adapter as LoRA in the main engine, or merged into the base weights.")
     prompt_tokens: int
 
 
@@ -45,5 +47,8 @@ class RecommendationResponse(BaseModel):
     fallback_reason: str | None = None
     candidates_fallback: bool = Field(default=False, description="LRURec knew nothing of the user: popular items.")
     adapter: str | None = Field(default=None, description="LoRA adapter that ranked (None: the base model).")
+    adapter_served_as: Literal["lora", "merged"] | None = Field(
+        default=None, description="`merged`: the adapter's weights merged into a copy of the base (see "
+        "TANDEM_LLM_MERGED_ADAPTERS); `lora`: applied by the engine's LoRA path.")
     model_versions: dict[str, str | None]
     items: list[Recommendation]

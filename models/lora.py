@@ -3,9 +3,12 @@ GPU, bf16 on CPU) and the training loop over (input ids, labels) pairs whose pro
 
 from __future__ import annotations
 
+import os
 import random
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -103,3 +106,25 @@ def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, pad_id: int, name: str, 
             on_step(unit="step", step=step, total=len(batches), loss=round(losses[-1], 4))
     return {"steps": len(batches), "first_loss": round(sum(losses[:20]) / len(losses[:20]), 4),
             "last_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4)}
+
+
+def merged_copy(base: str, adapter: str | Path, folder: Path) -> Path:
+    """The base model with the adapter's low-rank updates added into its weights, saved with the base's tokenizer
+    as a plain HF folder: for engines whose LoRA path is slow (vLLM on CPU). Written once per adapter version."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if (folder / "config.json").exists():
+        return folder
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.bfloat16)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    # Written aside and renamed, so a crash leaves no folder that looks complete; per process, so replicas
+    # merging the same version at once do not write into each other's files.
+    partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
+    merged.save_pretrained(partial)
+    AutoTokenizer.from_pretrained(base).save_pretrained(partial)
+    try:
+        partial.rename(folder)
+    except OSError:  # another replica finished first: its copy is the same
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder

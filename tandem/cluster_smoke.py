@@ -166,6 +166,9 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                 "ok": len(nodes) >= 2 and completion.status_code == 200 and replaced_s is not None and not failed,
             }
     finally:
-        # `ray stop` stops every Ray node on this machine: these two, and any other running here.
-        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        # Serve first, so that the LLM replica shuts its vLLM engine processes down: `ray stop` alone kills
+        # the replica and leaves them running. `ray stop` then stops every Ray node on this machine.
+        subprocess.run([serve, "shutdown", "--yes", "--address", f"http://127.0.0.1:{dashboard_port}"],
+                       capture_output=True, timeout=120, env=os.environ | TOKEN_AUTH)
+        subprocess.run([ray, "stop"], capture_output=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)

@@ -24,7 +24,8 @@ def test_readyz_reports_each_check(http: httpx.Client) -> None:
     body = r.json()
     assert body["status"] == "ready"
     assert body["checks"] == {"database": "ok", "llm": "ok", "candidates": "ok", "retriever": "ok",
-                              "keywords": "ok"}
+                              "keywords": "ok", "trainer": "ok"}
+    assert {p["status"] for p in body["pipelines"].values()} == {"ready"} and "qa" in body["pipelines"]
     assert "lrurec" in body["models"] and "index" in body["models"]
 
 

@@ -72,9 +72,6 @@ def test_adapter_is_served_beside_the_base_model(http: httpx.Client, ranker_run:
 def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
     http: httpx.Client, ranker_run: dict, settings: Settings, pg_url: str
 ) -> None:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     r = http.post("/v1/recommendations", json={"user_id": "1", "k": 5})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -87,7 +84,14 @@ def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
     scores = [i["score"] for i in body["items"]]
     assert scores == sorted(scores, reverse=True) and all(s < 0 for s in scores)
 
-    # The same prompt through Hugging Face with the adapter applied by peft: the same label log-probabilities.
+    assert_peft_ranking(body, found, settings, pg_url)
+
+
+def assert_peft_ranking(body: dict, found: dict, settings: Settings, pg_url: str) -> None:
+    """The same prompt through Hugging Face with the adapter applied by peft: the same label log-probabilities."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
     model = AutoModelForCausalLM.from_pretrained(settings.llm_path, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, active_artifact(pg_url, "ranker")).eval()
@@ -97,6 +101,21 @@ def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
     served = {i["lrurec_rank"]: i["score"] for i in body["items"]}
     assert max(abs(served[i] - expected[i]) for i in served) < 0.3  # vLLM computes in bf16
     assert served.keys() == set(verbalizer.order(expected)[:5]) or max(expected) - sorted(expected)[-6] < 0.3
+
+
+def test_on_cpu_the_ranker_is_served_merged_with_the_same_ranking(
+    http: httpx.Client, ranker_run: dict, settings: Settings, pg_url: str
+) -> None:
+    deadline = time.monotonic() + 180
+    while (body := http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json())[
+            "adapter_served_as"] != "merged":
+        assert body["adapter_served_as"] == "lora", body  # the LoRA adapter serves until the merged engine is up
+        assert time.monotonic() < deadline, "the merged ranker engine never took over"
+        time.sleep(2)
+    assert body["model_versions"]["ranker"] == http.get("/readyz").json()["models"]["ranker"]
+    found = http.post("/v1/candidates", json={"user_id": "1", "k": settings.ranker_candidates,
+                                              "include_history": settings.verbalizer_max_history}).json()
+    assert_peft_ranking(body, found, settings, pg_url)
 
 
 def test_recommendation_errors_are_4xx(http: httpx.Client, ranker_run: dict) -> None:
