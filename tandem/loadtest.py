@@ -11,8 +11,6 @@ KorQuAD questions, answer sets built from the book questions' examples.
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 import logging
 import random
 import time
@@ -27,6 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
 from models.books.questions import QUESTIONS
+from tandem.korquad_json import questions as korquad_questions
+from tandem.ratings_csv import read_ratings
 
 log = logging.getLogger("tandem.load")
 
@@ -57,23 +57,14 @@ class Workload:
     body: Callable[[random.Random], dict]
 
 
-def movielens_users(data_dir: Path) -> list[str]:
-    with open(data_dir / "ml-latest-small" / "ratings.csv", encoding="utf-8", newline="") as f:
-        return list(dict.fromkeys(row["userId"] for row in csv.DictReader(f)))
-
-
-def korquad_questions(data_dir: Path) -> list[str]:
-    data = json.loads((data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json").read_text(encoding="utf-8"))["data"]
-    return list(dict.fromkeys(qa["question"] for article in data for p in article["paragraphs"] for qa in p["qas"]))
-
-
 def book_answers(rng: random.Random) -> dict[str, str]:
     return {q.key: rng.choice(q.options).label for q in QUESTIONS}
 
 
 def workloads(data_dir: Path) -> dict[str, Workload]:
     """Per endpoint, a request body drawn from the real data."""
-    users, questions = movielens_users(data_dir), korquad_questions(data_dir)
+    users = list(dict.fromkeys(r.user_id for r in read_ratings(data_dir / "ml-latest-small" / "ratings.csv")))
+    questions = korquad_questions(data_dir / "korquad-v1" / "KorQuAD_v1.0_dev.json")
     return {
         "recommendations": Workload("/v1/recommendations", lambda r: {"user_id": r.choice(users), "k": 10}),
         "candidates": Workload("/v1/candidates", lambda r: {"user_id": r.choice(users), "k": 20}),

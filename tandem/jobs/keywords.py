@@ -26,6 +26,7 @@ from models.kobart.train import KeywordTrainConfig, Pair, train_keywords
 from models.korean import analyzer_keywords
 from tandem.jobs import registered
 from tandem.jobs.lrurec import new_version
+from tandem.korquad_json import paragraphs, questions
 from tandem.settings import Settings
 
 PIPELINE = "kobart"
@@ -45,15 +46,12 @@ def read_tsv(path: Path) -> list[Pair]:
 
 
 def silver_pairs(korquad: Path) -> list[Pair]:
-    questions = [qa["question"] for article in json.loads(korquad.read_text(encoding="utf-8"))["data"]
-                 for p in article["paragraphs"] for qa in p["qas"]]
-    return [(q, analyzer_keywords(q)) for q in dict.fromkeys(questions)]
+    return [(q, analyzer_keywords(q)) for q in questions(korquad)]
 
 
 def silver_sentence_pairs(korquad: Path, min_chars: int = 10, max_chars: int = 120) -> list[Pair]:
     """The passages' sentences of question-like length, labelled by the analyser."""
-    sentences = [s for article in json.loads(korquad.read_text(encoding="utf-8"))["data"]
-                 for p in article["paragraphs"] for s in SENTENCE_END.split(p["context"].strip())
+    sentences = [s for p in paragraphs(korquad) for s in SENTENCE_END.split(p["context"].strip())
                  if min_chars <= len(s) <= max_chars]
     return [(s, analyzer_keywords(s)) for s in dict.fromkeys(sentences)]
 
