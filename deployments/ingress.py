@@ -30,6 +30,7 @@ from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.health import (
     PIPELINES,
+    DeploymentDown,
     DeploymentStates,
     PipelineReadiness,
     Readiness,
@@ -52,7 +53,7 @@ from deployments.recommend import recommend
 from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
 from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
-from deployments.telemetry import PipelineTelemetry, pipeline_metrics
+from deployments.telemetry import PipelineTelemetry
 from deployments.trainer import TrainAccepted, TrainRequest
 from models.books.questions import QUESTIONS
 from tandem.settings import Settings
@@ -209,14 +210,12 @@ class Ingress:
         summary="Passages for a query: dense (DPR + FAISS), sparse (BM25) or hybrid (reciprocal-rank fusion).",
     )
     async def retrieve(self, request: RetrieveRequest):
-        if request.expand_keywords:
-            found = await pipeline_metrics().timed("retrieval", "keywords",
-                                                   call(self.keywords.extract, KeywordsRequest(text=request.query)))
-            if isinstance(found, ServiceError):
-                return service_error_response(found)
-            expanded = " ".join([request.sparse_query or request.query, *found.results[0].keywords])
-            request = request.model_copy(update={"sparse_query": expanded})
-        return answered(await call(self.retriever.retrieve, request))
+        if request.expand_keywords and (reason := self.deployments.problem("keywords")) is not None:
+            raise DeploymentDown("keywords", reason)
+        # The keywords' response goes to the retriever unawaited: Serve hands it the result, not this replica.
+        keywords = self.keywords.extract.remote(KeywordsRequest(text=request.query)) if request.expand_keywords \
+            else None
+        return answered(await call(self.retriever.retrieve, request, keywords))
 
     @app.post(
         "/v1/keywords",

@@ -26,6 +26,7 @@ from db.passages import CHANNEL as PASSAGES_CHANNEL
 from db.passages import passage_ids, passages
 from db.pool import Database
 from deployments.books_protocol import BookSearchRequest, BookSearchResponse, CatalogueHit
+from deployments.keywords_protocol import KeywordsResponse
 from deployments.model_watch import VersionWatch
 from deployments.retriever_protocol import Mode, RetrievedPassage, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
@@ -239,7 +240,14 @@ class RetrieverServer:
         self.latency.observe(time.monotonic() - started, tags={"mode": mode, "collection": collection})
         return result
 
-    async def retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:
+    async def retrieve(self, request: RetrieveRequest, keywords: KeywordsResponse | ServiceError | None = None,
+                       ) -> RetrieveResponse | ServiceError:
+        """`keywords`, when given, are added to BM25's query (the keyword deployment's answer for the query)."""
+        if isinstance(keywords, ServiceError):
+            return keywords
+        if keywords is not None:
+            expanded = " ".join([request.sparse_query or request.query, *keywords.results[0].keywords])
+            request = request.model_copy(update={"sparse_query": expanded})
         return await self._measured("passages", request.mode, self._retrieve(request))
 
     async def _retrieve(self, request: RetrieveRequest) -> RetrieveResponse | ServiceError:
