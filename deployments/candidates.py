@@ -31,8 +31,8 @@ def load_recommender(version, device: str) -> Recommender:
 class CandidateServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
         self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
-        self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, settings.model_device("candidates")),
-                                  settings.model_poll_s)
+        device = settings.model_device("candidates")
+        self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, device), settings.model_poll_s)
         await self.active.start()
         self.rank_batch.set_max_batch_size(settings.candidates_max_batch_size)
         self.rank_batch.set_batch_wait_timeout_s(settings.candidates_batch_wait_ms / 1000)

@@ -67,10 +67,6 @@ class DeploymentStates:
     def problem(self, name: str) -> str | None:
         return self.problems.get(name)
 
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
 
 def needs(*deployments: str):
     """A route dependency: 503 with the reason when a deployment the route cannot do without is down."""
@@ -84,11 +80,18 @@ def needs(*deployments: str):
     return Depends(check)
 
 
+# What readiness checks: the database and the deployments.
+PARTS = ("database", "llm", "candidates", "retriever", "keywords", "trainer")
+
+
 class Pipeline(BaseModel):
     """What a pipeline cannot answer without, and what it answers without (flagged) when it is down."""
 
     requires: tuple[str, ...]
     degrades_without: tuple[str, ...] = ()
+
+    def parts(self) -> set[str]:
+        return {*self.requires, *self.degrades_without}
 
 
 # Keyed by the FastAPI tag of the pipeline's routes.
@@ -110,19 +113,15 @@ class PipelineReadiness(BaseModel):
     reason: str | None = None
 
 
-def pipeline_readiness(checks: dict[str, str]) -> dict[str, PipelineReadiness]:
-    """Each pipeline's readiness from the checks of its parts ("ok" or why not)."""
-    found = {}
-    for name, pipeline in PIPELINES.items():
-        missing = [f"{part}: {checks[part]}" for part in pipeline.requires if checks[part] != "ok"]
-        lacking = [f"{part}: {checks[part]}" for part in pipeline.degrades_without if checks[part] != "ok"]
-        if missing:
-            found[name] = PipelineReadiness(status="unavailable", reason="; ".join(missing + lacking))
-        elif lacking:
-            found[name] = PipelineReadiness(status="degraded", reason="; ".join(lacking))
-        else:
-            found[name] = PipelineReadiness(status="ready")
-    return found
+def readiness_of(pipeline: Pipeline, checks: dict[str, str]) -> PipelineReadiness:
+    """A pipeline's readiness from the checks of its parts ("ok" or why not)."""
+    missing = [f"{part}: {checks[part]}" for part in pipeline.requires if checks[part] != "ok"]
+    lacking = [f"{part}: {checks[part]}" for part in pipeline.degrades_without if checks[part] != "ok"]
+    if missing:
+        return PipelineReadiness(status="unavailable", reason="; ".join(missing + lacking))
+    if lacking:
+        return PipelineReadiness(status="degraded", reason="; ".join(lacking))
+    return PipelineReadiness(status="ready")
 
 
 class Readiness(BaseModel):

@@ -29,13 +29,14 @@ from deployments.books_protocol import (
 from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.health import (
+    PARTS,
     PIPELINES,
     DeploymentDown,
     DeploymentStates,
     PipelineReadiness,
     Readiness,
     needs,
-    pipeline_readiness,
+    readiness_of,
 )
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
@@ -151,34 +152,43 @@ class Ingress:
         if pipeline not in PIPELINES:
             return error_response(404, f"no pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}",
                                   "not_found_error", "pipeline")
-        state = (await self._readiness()).pipelines[pipeline]
+        # Only its own parts are checked: a stuck LLM does not slow the keyword pipeline's probe.
+        checks, _ = await self._checks(PIPELINES[pipeline].parts())
+        state = readiness_of(PIPELINES[pipeline], checks)
         return JSONResponse(state.model_dump(), status_code=503 if state.status == "unavailable" else 200)
 
-    async def _readiness(self) -> Readiness:
+    async def _checks(self, parts: set[str]) -> tuple[dict[str, str], dict[str, object]]:
+        """"ok" or why not for each of `parts`, and what the deployments asked answered."""
         checks: dict[str, str] = {}
-        try:
-            await self.db.ping(timeout=READY_TIMEOUT_S)
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"unreachable: {exc}"
+        if "database" in parts:
+            try:
+                await self.db.ping(timeout=READY_TIMEOUT_S)
+                checks["database"] = "ok"
+            except Exception as exc:
+                checks["database"] = f"unreachable: {exc}"
+        if "trainer" in parts:
+            checks["trainer"] = self.deployments.problem("trainer") or "ok"
         # A deployment the controller reports down is not asked (the call would wait for a replica); the others
         # are asked at once, so a stuck one costs one timeout, not one each.
-        calls = {"llm": self.llm.adapter_versions, "candidates": self.candidates_server.active_version,
-                 "retriever": self.retriever.status, "keywords": self.keywords.active_version}
-        down = {name: reason for name in (*calls, "trainer") if (reason := self.deployments.problem(name))}
+        calls = {name: method for name, method in (
+            ("llm", self.llm.adapter_versions), ("candidates", self.candidates_server.active_version),
+            ("retriever", self.retriever.status), ("keywords", self.keywords.active_version)) if name in parts}
         asked = dict(zip(calls, await asyncio.gather(*(
-            _ask(method.remote()) if name not in down else _down(down[name]) for name, method in calls.items())),
-            strict=True))
+            _down(reason) if (reason := self.deployments.problem(name)) else _ask(method.remote())
+            for name, method in calls.items())), strict=True))
         checks |= {name: state for name, (_, state) in asked.items()}
-        checks["trainer"] = down.get("trainer", "ok")
-        answers = {name: answer for name, (answer, _) in asked.items()}
+        return checks, {name: answer for name, (answer, _) in asked.items()}
+
+    async def _readiness(self) -> Readiness:
+        checks, answers = await self._checks(set(PARTS))
         status = answers["retriever"]
         models = {name: (answers["llm"] or {}).get(name) for name in ADAPTER_PIPELINES}
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
         models |= {"lrurec": answers["candidates"], "kobart": answers["keywords"],
                    "index": status.pop("index") if status else None}
+        pipelines = {name: readiness_of(p, checks) for name, p in PIPELINES.items()}
         return Readiness(status="ready" if all(v == "ok" for v in checks.values()) else "not ready", checks=checks,
-                         pipelines=pipeline_readiness(checks), models=models, retrieval=status)
+                         pipelines=pipelines, models=models, retrieval=status)
 
     @app.post(
         "/v1/candidates",
