@@ -64,7 +64,8 @@ def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
     if args.dropout is not None:
         model_options["attn_dropout"] = args.dropout
     train_cfg = TrainConfig(max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
-                            weight_decay=args.weight_decay, patience=args.patience, seed=args.seed)
+                            weight_decay=args.weight_decay, patience=args.patience, seed=args.seed,
+                            exclude_seen=args.exclude_seen)
     request = TrainRequest(ratings=args.ratings, output=args.output, model_options=model_options, train=train_cfg,
                            activate=not args.no_activate)
     db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
@@ -312,6 +313,8 @@ def parser() -> argparse.ArgumentParser:
     lru.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr)
     lru.add_argument("--weight-decay", type=float, default=TRAIN_DEFAULTS.weight_decay)
     lru.add_argument("--seed", type=int, default=TRAIN_DEFAULTS.seed)
+    lru.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=TRAIN_DEFAULTS.exclude_seen,
+                     help="leave the items already in the sequence out of each position's softmax")
     lru.add_argument("--hidden", type=int)
     lru.add_argument("--blocks", type=int)
     lru.add_argument("--dropout", type=float, help="dropout everywhere in the model")

@@ -122,6 +122,17 @@ class LRUBlock(nn.Module):
         return self.ffn(self.lru(x, mask, scan))
 
 
+def seen_before(items: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor, n: int) -> torch.Tensor:
+    """(P, n) bool: at each labelled position, the items up to and including it (and padding), the label not."""
+    L = items.shape[1]
+    upto = torch.ones(L, L, dtype=torch.bool).tril()  # upto[t, s]: position s is at or before t
+    so_far = (items.unsqueeze(1) * upto)[labelled]  # (P, L) the items up to each position, 0 elsewhere
+    seen = torch.zeros(len(so_far), n, dtype=torch.bool).scatter_(1, so_far, True)
+    seen[:, 0] = True
+    seen[torch.arange(len(targets)), targets] = False
+    return seen
+
+
 class LRURec(nn.Module):
     def __init__(self, cfg: LRURecConfig):
         super().__init__()
@@ -161,10 +172,11 @@ class LRURec(nn.Module):
         return x[:, -L:]
 
     def forward(
-        self, items: torch.Tensor, labels: torch.Tensor | None = None
+        self, items: torch.Tensor, labels: torch.Tensor | None = None, exclude_seen: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Scores over all items (item embeddings are the output layer): at every position, or with
-        `labels` (0 = none) at the labelled positions only, with their cross-entropy."""
+        `labels` (0 = none) at the labelled positions only, with their cross-entropy. With `exclude_seen`
+        the softmax at each position leaves out the items already in the sequence (except the label)."""
         h = self.hidden_states(items)
         if labels is None:
             return h @ self.embedding.weight.T + self.bias, None  # (B, L, num_items + 1)
@@ -172,7 +184,10 @@ class LRURec(nn.Module):
         # half of the positions of left-padded windows are padding.
         labelled = labels > 0
         logits = h[labelled] @ self.embedding.weight.T + self.bias  # (P, num_items + 1)
-        return logits, F.cross_entropy(logits, labels[labelled])
+        targets = labels[labelled]
+        if exclude_seen:
+            logits = logits.masked_fill(seen_before(items, labelled, targets, logits.shape[1]), float("-inf"))
+        return logits, F.cross_entropy(logits, targets)
 
     @torch.no_grad()
     def last_scores(self, items: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ class LRURecOptions(BaseModel):
     max_epochs: int = Field(default=TrainConfig.max_epochs, ge=1, le=1000)
     patience: int = Field(default=TrainConfig.patience, ge=1)
     seed: int = 0
+    exclude_seen: bool = Field(default=TrainConfig.exclude_seen,
+                               description="leave the items already in the sequence out of each position's softmax")
 
 
 class DPROptions(BaseModel):
@@ -79,7 +81,8 @@ def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], o
     for i, (pipeline, run_id) in enumerate(runs):
         try:
             if pipeline == "lrurec":
-                cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed)
+                cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed,
+                                  exclude_seen=lrurec.exclude_seen)
                 run_training(settings, TrainRequest(train=cfg), url, run_id)
             elif pipeline == "dpr":
                 cfg = DPRTrainConfig(epochs=dpr.epochs, lr=settings.dpr_lr, seed=dpr.seed)

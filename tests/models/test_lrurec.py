@@ -58,6 +58,26 @@ def test_training_loss_is_cross_entropy_over_every_labelled_position() -> None:
     assert torch.allclose(loss, expected, atol=1e-6)
 
 
+def test_excluding_seen_items_leaves_them_out_of_each_positions_softmax() -> None:
+    torch.manual_seed(0)
+    model = LRURec(LRURecConfig(num_items=20, hidden=16, max_len=6)).eval()
+    # The second sequence repeats item 3: a label seen before stays in its softmax.
+    inputs, labels = training_windows([[1, 2, 3, 4, 5, 6, 9, 9], [7, 3, 8, 3, 10, 11, 9, 9]], max_len=6)
+    _, loss = model(inputs, labels, exclude_seen=True)
+    full, _ = model(inputs)
+    losses = []
+    for b in range(2):
+        for t in range(6):
+            if labels[b, t] == 0:
+                continue
+            logits = full[b, t].clone()
+            seen = {0, *inputs[b, : t + 1].tolist()} - {labels[b, t].item()}
+            logits[list(seen)] = float("-inf")
+            losses.append(-torch.log_softmax(logits, 0)[labels[b, t]])
+    assert torch.allclose(loss, torch.stack(losses).mean(), atol=1e-6)
+    assert loss < model(inputs, labels)[1]
+
+
 def test_lru_radius_is_initialised_on_the_ring() -> None:
     model = LRURec(LRURecConfig(num_items=10, hidden=32))
     radius = torch.exp(model.blocks[0].lru.log_lambda()).abs()
