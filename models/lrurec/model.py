@@ -125,11 +125,11 @@ class LRUBlock(nn.Module):
 def seen_before(items: torch.Tensor, labelled: torch.Tensor, targets: torch.Tensor, n: int) -> torch.Tensor:
     """(P, n) bool: at each labelled position, the items up to and including it (and padding), the label not."""
     L = items.shape[1]
-    upto = torch.ones(L, L, dtype=torch.bool).tril()  # upto[t, s]: position s is at or before t
+    upto = torch.ones(L, L, dtype=torch.bool, device=items.device).tril()  # upto[t, s]: position s is at or before t
     so_far = (items.unsqueeze(1) * upto)[labelled]  # (P, L) the items up to each position, 0 elsewhere
-    seen = torch.zeros(len(so_far), n, dtype=torch.bool).scatter_(1, so_far, True)
+    seen = torch.zeros(len(so_far), n, dtype=torch.bool, device=items.device).scatter_(1, so_far, True)
     seen[:, 0] = True
-    seen[torch.arange(len(targets)), targets] = False
+    seen[torch.arange(len(targets), device=items.device), targets] = False
     return seen
 
 
