@@ -37,6 +37,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def train_epoch(model: LRURec, optimizer: torch.optim.Optimizer, inputs: torch.Tensor, labels: torch.Tensor,
+                cfg: TrainConfig, generator: torch.Generator) -> float:
+    """One pass over the windows in a random order; returns the mean loss."""
+    model.train()
+    order = torch.randperm(len(inputs), generator=generator)
+    total = 0.0
+    for i in range(0, len(order), cfg.batch_size):
+        idx = order[i:i + cfg.batch_size]
+        _, loss = model(inputs[idx], labels[idx], cfg.exclude_seen)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        total += loss.item() * len(idx)
+    return total / len(inputs)
+
+
 def train(
     seqs: Sequences, model_cfg: LRURecConfig, cfg: TrainConfig, output: Path, progress: bool = True,
     on_epoch: Callable[..., None] | None = None,
@@ -53,25 +69,16 @@ def train(
     best, best_epoch, epoch = -1.0, 0, 0
     bar = tqdm(range(1, cfg.max_epochs + 1), desc="lrurec", unit="epoch", disable=not progress)
     for epoch in bar:
-        model.train()
-        order = torch.randperm(len(inputs), generator=generator)
-        total = 0.0
-        for i in range(0, len(order), cfg.batch_size):
-            idx = order[i:i + cfg.batch_size]
-            _, loss = model(inputs[idx], labels[idx], cfg.exclude_seen)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(idx)
+        loss = train_epoch(model, optimizer, inputs, labels, cfg, generator)
         val = evaluate(model, seqs, "val")
         if val["Recall@10"] > best:
             best, best_epoch = val["Recall@10"], epoch
             Checkpoint(model, seqs.item_ids, popularity).save(output)
         bar.set_postfix(
-            loss=f"{total / len(inputs):.3f}", val_r10=f"{val['Recall@10']:.4f}", best=f"{best:.4f}@{best_epoch}"
+            loss=f"{loss:.3f}", val_r10=f"{val['Recall@10']:.4f}", best=f"{best:.4f}@{best_epoch}"
         )
         if on_epoch:
-            on_epoch(unit="epoch", step=epoch, total=cfg.max_epochs, loss=round(total / len(inputs), 4),
+            on_epoch(unit="epoch", step=epoch, total=cfg.max_epochs, loss=round(loss, 4),
                      val_recall_10=val["Recall@10"], best_epoch=best_epoch)
         if epoch - best_epoch >= cfg.patience:
             break
