@@ -21,13 +21,12 @@ from models.lrurec.evaluate import evaluate
 from models.lrurec.model import LRURec, LRURecConfig
 from models.lrurec.train import TrainConfig, seed_everything, train_epoch
 from tandem.jobs.lrurec import events_from_csv
-
-RATINGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small" / "ratings.csv"
+from tandem.settings import Settings
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--ratings", type=Path, default=RATINGS)
+    p.add_argument("--ratings", type=Path, default=Settings().data_dir / "ml-latest-small" / "ratings.csv")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--exclude-seen", action="store_true")

@@ -215,6 +215,8 @@ def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
         assert skipped["status"] == "failed" and skipped["error"].startswith("not run: lrurec")
         assert client.get("/v1/train/999999").status_code == 404
         assert client.post("/v1/train", json={"pipeline": "bert"}).status_code == 422
+        bad = client.post("/v1/train", json={"pipeline": "lrurec", "lrurec": {"exclude_seen": "maybe"}})
+        assert bad.status_code == 422 and "exclude_seen" in bad.text, bad.text
 
 
 def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
