@@ -65,7 +65,7 @@ def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
         model_options["attn_dropout"] = args.dropout
     train_cfg = TrainConfig(max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
                             weight_decay=args.weight_decay, patience=args.patience, seed=args.seed,
-                            exclude_seen=args.exclude_seen)
+                            exclude_seen=args.exclude_seen, shuffle_ties=args.shuffle_ties)
     request = TrainRequest(ratings=args.ratings, output=args.output, model_options=model_options, train=train_cfg,
                            activate=not args.no_activate)
     db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
@@ -315,6 +315,8 @@ def parser() -> argparse.ArgumentParser:
     lru.add_argument("--seed", type=int, default=TRAIN_DEFAULTS.seed)
     lru.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=TRAIN_DEFAULTS.exclude_seen,
                      help="leave the items already in the sequence out of each position's softmax")
+    lru.add_argument("--shuffle-ties", action=argparse.BooleanOptionalAction, default=TRAIN_DEFAULTS.shuffle_ties,
+                     help="a new order, each epoch, for the items a user rated in the same second")
     lru.add_argument("--hidden", type=int)
     lru.add_argument("--blocks", type=int)
     lru.add_argument("--dropout", type=float, help="dropout everywhere in the model")

@@ -48,14 +48,15 @@ def test_train_writes_metrics_and_eval_reproduces_them(ratings: Path, tmp_path: 
         "0.005",
         "--seed",
         "1",
-        "--exclude-seen",
+        "--no-shuffle-ties",
         cwd=project_root,
     )
     assert trained.returncode == 0, trained.stderr
     last = json.loads(trained.stdout.strip().splitlines()[-1])
     assert last == json.loads((out / "metrics.json").read_text())
     assert set(last["test"]) == {"MRR", "NDCG@5", "Recall@5", "NDCG@10", "Recall@10", "NDCG@20", "Recall@20"}
-    assert last["users"] == 60 and last["items"] == 30 and last["train"]["exclude_seen"] is True
+    assert last["users"] == 60 and last["items"] == 30 and last["train"]["shuffle_ties"] is False
+    assert last["train"]["exclude_seen"] is True  # the default
     assert last["test"]["NDCG@10"] > last["most_popular_test"]["NDCG@10"]
     assert "epoch" in trained.stderr  # the progress bar
     evaluated = tandem("eval", "lrurec", "--model", str(out), "--ratings", str(ratings), cwd=project_root)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
+from operator import itemgetter
 
 import torch
 
@@ -24,6 +27,7 @@ class Sequences:
     user_ids: list[str]
     item_ids: list[str]  # item_ids[i - 1] is the external id of index i
     histories: list[list[int]]
+    times: list[list[datetime]] = field(default_factory=list)  # times[u][t]: when histories[u][t] happened
 
     @property
     def num_items(self) -> int:
@@ -38,6 +42,22 @@ class Sequences:
         for h in self.histories:
             counts[torch.tensor(h[:upto] if upto else h, dtype=torch.long)] += 1
         return counts
+
+    def with_ties_shuffled(self, rng: random.Random) -> list[list[int]]:
+        """The histories with the items of each run of equal timestamps in a random order, the last two
+        (validation and test) left in place. MovieLens records about one rating in six in the same second
+        as the one before; their order here (by item id, for a reproducible split) says nothing about the
+        user, and learning it as if it did costs Recall@10 (docs/benchmarks.md)."""
+        shuffled = []
+        for history, times in zip(self.histories, self.times, strict=True):
+            end = max(len(history) - 2, 0)
+            out: list[int] = []
+            for _, run in groupby(zip(times[:end], history[:end], strict=True), key=itemgetter(0)):
+                items = [item for _, item in run]
+                rng.shuffle(items)
+                out += items
+            shuffled.append(out + history[end:])
+        return shuffled
 
 
 def k_core(events: list[Event], min_user: int = 5, min_item: int = 5) -> list[Event]:
@@ -72,9 +92,9 @@ def build_sequences(
         by_user[e.user_id].append(e)
     user_ids = sorted(by_user)
     # Time order; simultaneous events (common in MovieLens) in item order, so the split is reproducible.
-    histories = [[index[e.item_id] for e in sorted(by_user[u], key=lambda e: (e.timestamp, e.item_id))]
-                 for u in user_ids]
-    return Sequences(user_ids=user_ids, item_ids=item_ids, histories=histories)
+    ordered = [sorted(by_user[u], key=lambda e: (e.timestamp, e.item_id)) for u in user_ids]
+    return Sequences(user_ids=user_ids, item_ids=item_ids, histories=[[index[e.item_id] for e in h] for h in ordered],
+                     times=[[e.timestamp for e in h] for h in ordered])
 
 
 def left_pad(seqs: list[list[int]], length: int) -> torch.Tensor:

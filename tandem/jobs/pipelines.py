@@ -28,6 +28,8 @@ class LRURecOptions(BaseModel):
     seed: int = 0
     exclude_seen: bool = Field(default=TrainConfig.exclude_seen,
                                description="leave the items already in the sequence out of each position's softmax")
+    shuffle_ties: bool = Field(default=TrainConfig.shuffle_ties,
+                               description="a new order, each epoch, for the items a user rated in the same second")
 
 
 class DPROptions(BaseModel):
@@ -82,7 +84,7 @@ def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], o
         try:
             if pipeline == "lrurec":
                 cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed,
-                                  exclude_seen=lrurec.exclude_seen)
+                                  exclude_seen=lrurec.exclude_seen, shuffle_ties=lrurec.shuffle_ties)
                 run_training(settings, TrainRequest(train=cfg), url, run_id)
             elif pipeline == "dpr":
                 cfg = DPRTrainConfig(epochs=dpr.epochs, lr=settings.dpr_lr, seed=dpr.seed)

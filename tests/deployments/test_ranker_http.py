@@ -176,11 +176,11 @@ def test_new_users_and_items_are_served_after_one_retrain_call(http: httpx.Clien
     before = http.post("/v1/candidates", json={"history": [item], "k": 5}).json()
     assert before["fallback"] is True  # the model has never seen the new item
 
-    r = http.post("/v1/train", json={"pipeline": "lrurec", "lrurec": {"max_epochs": 1, "exclude_seen": True}})
+    r = http.post("/v1/train", json={"pipeline": "lrurec", "lrurec": {"max_epochs": 1, "shuffle_ties": False}})
     assert r.status_code == 202, r.text
     run = wait_for_run(http, r.json()["run_id"])
     assert run["status"] == "succeeded", run["error"]
-    assert run["metrics"]["train"]["exclude_seen"] is True
+    assert run["metrics"]["train"]["shuffle_ties"] is False and run["metrics"]["train"]["exclude_seen"] is True
     assert run["progress"]["unit"] == "epoch" and run["progress"]["step"] == 1
     deadline = time.monotonic() + 60
     while (after := http.post("/v1/candidates", json={"history": [item], "k": 5}).json())["fallback"]:

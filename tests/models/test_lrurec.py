@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -112,6 +113,25 @@ def test_sequences_are_time_ordered_and_split_leave_one_out() -> None:
     assert inputs[0, -1] == index["c"] and labels[0, -1] == index["d"]
 
 
+def test_shuffling_ties_reorders_only_items_rated_at_the_same_time() -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    # Minute of each rating: a run of three, a lone item, a run of two, then validation and test in the
+    # same minute as each other and as the run before them.
+    minutes = {"a": 0, "b": 0, "c": 0, "d": 1, "e": 2, "f": 2, "g": 2, "h": 2}
+    events = [Event(f"u{n}", i, t0 + timedelta(minutes=m)) for n in range(5) for i, m in minutes.items()]
+    seqs = build_sequences(events)
+    index = seqs.item_index()
+    a, b, c, d, e, f, g, h = (index[i] for i in "abcdefgh")
+    assert seqs.histories[0] == [a, b, c, d, e, f, g, h]  # ties in item order, so the split is reproducible
+    rng = random.Random(0)
+    orders = {tuple(seqs.with_ties_shuffled(rng)[0]) for _ in range(200)}
+    for order in orders:
+        assert set(order[:3]) == {a, b, c} and order[3] == d and set(order[4:6]) == {e, f}
+        assert order[6:] == (g, h)  # validation and test stay where the split put them
+    assert len(orders) == 6 * 2  # every order of each run turns up
+    assert seqs.histories[0] == [a, b, c, d, e, f, g, h]  # the split itself is untouched
+
+
 def test_metrics_of_known_ranks() -> None:
     scores = torch.tensor([[float("-inf"), 0.9, 0.8, 0.1], [float("-inf"), 0.1, 0.2, 0.3]])
     ranks = target_ranks(scores, torch.tensor([1, 1]))
@@ -141,6 +161,19 @@ def test_training_learns_a_pattern_and_is_deterministic(tmp_path: Path) -> None:
     assert saved["test"] == first["test"]
     reloaded = Checkpoint.load(tmp_path / "a")
     assert evaluate(reloaded.model, seqs, "test") == first["test"]
+
+
+def test_training_with_shuffled_ties_is_deterministic(tmp_path: Path) -> None:
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    # The cycle again, two items to a minute: every training history has runs to shuffle.
+    seqs = build_sequences([Event(f"u{n}", f"i{(n + k) % 40:02d}", t0 + timedelta(minutes=k // 2))
+                            for n in range(40) for k in range(10)])
+    cfg = LRURecConfig(num_items=seqs.num_items, hidden=16, blocks=1, max_len=16)
+    run = TrainConfig(max_epochs=3, batch_size=8, seed=3, shuffle_ties=True)
+    first = train(seqs, cfg, run, tmp_path / "a", progress=False)
+    second = train(seqs, cfg, run, tmp_path / "b", progress=False)
+    assert first["train"]["shuffle_ties"] is True
+    assert (first["test"], first["val"]) == (second["test"], second["val"])
 
 
 def test_recommender_excludes_history_and_falls_back(tmp_path: Path) -> None:
