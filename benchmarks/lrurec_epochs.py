@@ -2,7 +2,9 @@
 draw of one epoch differ. The same training as `tandem train lrurec` (same seed, same order of batches),
 optionally with the weights averaged from an epoch on, or the learning rate decayed to zero (cosine).
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lrurec_epochs.py --seed 1 --exclude-seen --epochs 50 > seed1.jsonl
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/lrurec_epochs.py --seed 1 --epochs 45 > seed1.jsonl
+
+`--no-exclude-seen --no-shuffle-ties` trains as the paper does.
 
 One JSON line per epoch: validation and test metrics of the weights, and of their average when asked for.
 """
