@@ -304,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     lru = train.add_parser("lrurec", help="LRURec candidate generator; from the database unless --ratings")
     lru.add_argument("--ratings", type=Path, help="ratings CSV instead of the database (user_id|userId, "
-                     "item_id|movieId|itemId, timestamp[, rating])")
+                     "item_id|movieId|itemId, timestamp[, rating]), or MovieLens ratings.dat / u.data")
     lru.add_argument("--items", type=Path, help="items CSV (item_id,title); titles are not needed for training")
     lru.add_argument("--output", type=Path, help="artifact folder (default var/artifacts/lrurec/<version>)")
     lru.add_argument("--max-epochs", type=int, default=TRAIN_DEFAULTS.max_epochs)

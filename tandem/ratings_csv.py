@@ -1,4 +1,6 @@
-"""Reading interaction CSVs (MovieLens `ratings.csv`, or any `user_id,item_id[,rating],timestamp` file).
+"""Reading interaction files: CSVs with a header (MovieLens `ratings.csv`, or any
+`user_id,item_id[,rating],timestamp` file) and the older MovieLens releases' headerless files (ML-1M and
+ML-10M `ratings.dat` / `movies.dat` with `::`, ML-100K `u.data` with tabs and `u.item` with `|`).
 
 Shared by the database importers and by training straight from a file, so both accept the same files.
 """
@@ -6,9 +8,11 @@ Shared by the database importers and by training straight from a file, so both a
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import zip_longest
 from pathlib import Path
 
 USER_COLUMNS = ("user_id", "userId")
@@ -45,27 +49,56 @@ def _column(header: list[str], names: tuple[str, ...], path: Path) -> str:
     raise ValueError(f"{path}: no column named {' or '.join(names)} (columns: {', '.join(header)})")
 
 
+# The older MovieLens releases: headerless, Latin-1, one layout per separator.
+HEADERLESS = re.compile(r"^\d+(::|\t|\|)")
+RATING_COLUMNS = ("user_id", "item_id", "rating", "timestamp")
+RATING_LAYOUTS = {"::": RATING_COLUMNS, "\t": RATING_COLUMNS}
+ITEM_LAYOUTS = {"::": ("item_id", "title", "genres"), "|": ("item_id", "title")}  # u.item's genres are flags
+
+
+def _table(path: Path, layouts: dict[str, tuple[str, ...]]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+    """The header and (line number, row) for every data row; a headerless file gets its layout as header."""
+    with open(path, encoding="latin-1") as f:
+        headerless = HEADERLESS.match(f.readline())
+    if headerless is None or headerless.group(1) not in layouts:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            header = csv.DictReader(f).fieldnames or []
+
+        def csv_rows() -> Iterator[tuple[int, dict[str, str]]]:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                yield from enumerate(csv.DictReader(f), start=2)
+
+        return list(header), csv_rows()
+    separator = headerless.group(1)
+    columns = layouts[separator]
+
+    def split_rows() -> Iterator[tuple[int, dict[str, str]]]:
+        with open(path, encoding="latin-1") as f:
+            for line, text in enumerate(f, start=1):
+                if text.strip():
+                    yield line, dict(zip_longest(columns, text.rstrip("\r\n").split(separator), fillvalue=""))
+
+    return list(columns), split_rows()
+
+
 def read_ratings(path: Path) -> Iterator[Rating]:
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        user, item = _column(header, USER_COLUMNS, path), _column(header, ITEM_COLUMNS, path)
-        time = _column(header, ("timestamp",), path)
-        for line, row in enumerate(reader, start=2):
-            try:
-                rating = float(row["rating"]) if row.get("rating") not in (None, "") else None
-                yield Rating(row[user], row[item], rating, parse_time(row[time]))
-            except ValueError as exc:
-                raise ValueError(f"{path}:{line}: {exc}") from exc
+    header, rows = _table(path, RATING_LAYOUTS)
+    user, item = _column(header, USER_COLUMNS, path), _column(header, ITEM_COLUMNS, path)
+    time = _column(header, ("timestamp",), path)
+    for line, row in rows:
+        try:
+            rating = float(row["rating"]) if row.get("rating") not in (None, "") else None
+            yield Rating(row[user], row[item], rating, parse_time(row[time] or ""))
+        except ValueError as exc:
+            raise ValueError(f"{path}:{line}: {exc}") from exc
 
 
 def read_items(path: Path) -> dict[str, ItemInfo]:
     """`item_id|movieId,title[,genres]`; MovieLens genres are `|`-separated."""
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        item = _column(reader.fieldnames or [], ITEM_COLUMNS, path)
-        items = {}
-        for row in reader:
-            genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
-            items[row[item]] = ItemInfo(title=row.get("title") or row[item], genres=genres)
-        return items
+    header, rows = _table(path, ITEM_LAYOUTS)
+    item = _column(header, ITEM_COLUMNS, path)
+    items = {}
+    for _, row in rows:
+        genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
+        items[row[item]] = ItemInfo(title=row.get("title") or row[item], genres=genres)
+    return items

@@ -62,6 +62,12 @@ def test_train_writes_metrics_and_eval_reproduces_them(ratings: Path, tmp_path: 
     evaluated = tandem("eval", "lrurec", "--model", str(out), "--ratings", str(ratings), cwd=project_root)
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout.strip().splitlines()[-1])["test"] == last["test"]
+    # The same ratings as ML-1M ships them (headerless, `::`) give the same figures.
+    dat = tmp_path / "ratings.dat"
+    dat.write_text("".join(line.replace(",", "::") + "\n" for line in ratings.read_text().splitlines()[1:]))
+    evaluated = tandem("eval", "lrurec", "--model", str(out), "--ratings", str(dat), cwd=project_root)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["test"] == last["test"]
 
 
 def test_a_bad_file_is_named_without_a_traceback(tmp_path: Path, project_root: Path) -> None:
