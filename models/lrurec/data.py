@@ -47,7 +47,7 @@ class Sequences:
         """The histories with the items of each run of equal timestamps in a random order, the last two
         (validation and test) left in place. MovieLens records about one rating in six in the same second
         as the one before; their order here (by item id, for a reproducible split) says nothing about the
-        user, and learning it as if it did costs Recall@10 (docs/benchmarks.md)."""
+        user, and training on a new order each epoch lifts Recall@10 (docs/benchmarks.md)."""
         shuffled = []
         for history, times in zip(self.histories, self.times, strict=True):
             end = max(len(history) - 2, 0)
