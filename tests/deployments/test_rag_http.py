@@ -173,11 +173,13 @@ def test_documents_added_through_the_api_become_searchable(http: httpx.Client, d
 
 
 def test_qa_adapter_trained_through_the_api_answers(http: httpx.Client, korquad, settings: Settings) -> None:
-    r = http.post("/v1/train", json={"pipeline": "qa", "qa": {"examples": 4}})
+    # One example: a step over four ~1,000-token prompts took 80 s of the suite on two cores; what the adapter
+    # is worth is measured by the benchmark, this checks it is trained, registered and served.
+    r = http.post("/v1/train", json={"pipeline": "qa", "qa": {"examples": 1}})
     assert r.status_code == 202, r.text
     run = wait_for_run(http, r.json()["run_id"])
     assert run["status"] == "succeeded", run["error"]
-    assert run["metrics"]["examples"] == 4 and run["metrics"]["steps"] == 1
+    assert run["metrics"]["examples"] == 1 and run["metrics"]["steps"] == 1
     wait_for_version(http, run["model_version"], "qa", timeout_s=120)
     body = http.post("/v1/qa", json={"question": korquad[3].question, "max_tokens": 8}).json()
     assert body["answered"] and body["model"] == f"{settings.llm_name}:qa"
