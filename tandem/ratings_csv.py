@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from itertools import zip_longest
@@ -56,49 +57,41 @@ RATING_LAYOUTS = {"::": RATING_COLUMNS, "\t": RATING_COLUMNS}
 ITEM_LAYOUTS = {"::": ("item_id", "title", "genres"), "|": ("item_id", "title")}  # u.item's genres are flags
 
 
-def _table(path: Path, layouts: dict[str, tuple[str, ...]]) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+@contextmanager
+def _table(path: Path, layouts: dict[str, tuple[str, ...]]) -> Iterator[tuple[list[str], Iterable[tuple[int, dict]]]]:
     """The header and (line number, row) for every data row; a headerless file gets its layout as header."""
     with open(path, encoding="latin-1") as f:
         headerless = HEADERLESS.match(f.readline())
-    if headerless is None or headerless.group(1) not in layouts:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            header = csv.DictReader(f).fieldnames or []
-
-        def csv_rows() -> Iterator[tuple[int, dict[str, str]]]:
-            with open(path, encoding="utf-8-sig", newline="") as f:
-                yield from enumerate(csv.DictReader(f), start=2)
-
-        return list(header), csv_rows()
-    separator = headerless.group(1)
-    columns = layouts[separator]
-
-    def split_rows() -> Iterator[tuple[int, dict[str, str]]]:
+    if headerless and headerless.group(1) in layouts:
+        separator = headerless.group(1)
+        columns = layouts[separator]
         with open(path, encoding="latin-1") as f:
-            for line, text in enumerate(f, start=1):
-                if text.strip():
-                    yield line, dict(zip_longest(columns, text.rstrip("\r\n").split(separator), fillvalue=""))
-
-    return list(columns), split_rows()
+            yield list(columns), ((line, dict(zip_longest(columns, text.rstrip("\r\n").split(separator), fillvalue="")))
+                                  for line, text in enumerate(f, start=1) if text.strip())
+    else:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            yield list(reader.fieldnames or []), enumerate(reader, start=2)
 
 
 def read_ratings(path: Path) -> Iterator[Rating]:
-    header, rows = _table(path, RATING_LAYOUTS)
-    user, item = _column(header, USER_COLUMNS, path), _column(header, ITEM_COLUMNS, path)
-    time = _column(header, ("timestamp",), path)
-    for line, row in rows:
-        try:
-            rating = float(row["rating"]) if row.get("rating") not in (None, "") else None
-            yield Rating(row[user], row[item], rating, parse_time(row[time] or ""))
-        except ValueError as exc:
-            raise ValueError(f"{path}:{line}: {exc}") from exc
+    with _table(path, RATING_LAYOUTS) as (header, rows):
+        user, item = _column(header, USER_COLUMNS, path), _column(header, ITEM_COLUMNS, path)
+        time = _column(header, ("timestamp",), path)
+        for line, row in rows:
+            try:
+                rating = float(row["rating"]) if row.get("rating") not in (None, "") else None
+                yield Rating(row[user], row[item], rating, parse_time(row[time] or ""))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{line}: {exc}") from exc
 
 
 def read_items(path: Path) -> dict[str, ItemInfo]:
     """`item_id|movieId,title[,genres]`; MovieLens genres are `|`-separated."""
-    header, rows = _table(path, ITEM_LAYOUTS)
-    item = _column(header, ITEM_COLUMNS, path)
-    items = {}
-    for _, row in rows:
-        genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
-        items[row[item]] = ItemInfo(title=row.get("title") or row[item], genres=genres)
-    return items
+    with _table(path, ITEM_LAYOUTS) as (header, rows):
+        item = _column(header, ITEM_COLUMNS, path)
+        items = {}
+        for _, row in rows:
+            genres = [g for g in (row.get("genres") or "").split("|") if g and g != "(no genres listed)"]
+            items[row[item]] = ItemInfo(title=row.get("title") or row[item], genres=genres)
+        return items
