@@ -1,12 +1,15 @@
-"""Candidates per second and p50/p99 latency at concurrency 1, 8 and 32, with @serve.batch against without.
+"""Candidates per second and p50/p99 latency at concurrency 1, 8 and 32: histories and titles from memory (kept
+current by NOTIFY), against the path before 2026-12 (the whole history and the titles read from PostgreSQL per
+request, a pooled connection held across the batched forward pass), and against no batching.
 
 Needs an active LRURec version in the database:
 
     .venv/bin/tandem db import movielens && .venv/bin/tandem train lrurec
     .venv/bin/python benchmarks/candidates.py
 
-Both variants are the real `CandidateServer` deployment (history read from PostgreSQL, one forward pass
-per batch), called through Serve handles in one run; "without" has max_batch_size = 1.
+All three are the real `CandidateServer` deployment, called through Serve handles in one run, alternating;
+"database_per_request" overrides only how a request reads its history and titles; "unbatched" has
+max_batch_size 1. Users are drawn at random from all 610, so the memory variant reads each from the database once.
 """
 
 from __future__ import annotations
@@ -15,13 +18,32 @@ import argparse
 import asyncio
 import json
 
-from closed_loop import batched_vs_unbatched, two_deployments
+from closed_loop import compare, deployments
 
+from db.errors import NotFound
+from db.interactions import titles, user_history
 from db.server import database_url
 from deployments.candidates import CandidateServer
-from deployments.candidates_protocol import CandidateRequest
+from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse
 from deployments.service_error import ServiceError
 from tandem.settings import Settings
+
+
+class DatabasePerRequest(CandidateServer.func_or_class):
+    async def _candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
+        model, version = self.active.current, self.active.version
+        async with self.db.acquire() as conn:
+            try:
+                events = await user_history(conn, request.user_id, limit=100_000)
+            except NotFound as exc:
+                return ServiceError(status=404, message=str(exc))
+            history = [x.item_id for x in events]
+            ranked = await self.rank_batch((model, history, None, request.k))
+            names = await titles(conn, ranked.item_ids)
+        return CandidateResponse(
+            user_id=request.user_id, model_version=version.version, fallback=ranked.fallback,
+            candidates=[Candidate(item_id=i, title=names.get(i), score=s)
+                        for i, s in zip(ranked.item_ids, ranked.scores, strict=True)])
 
 
 def candidates_call(handle):
@@ -42,10 +64,13 @@ def main() -> None:
         settings = base.model_copy(update={"database_url": url})
         unbatched = settings.model_copy(update={"candidates_max_batch_size": 1})
         users = [str(u) for u in range(1, 611)]
-        with two_deployments(CandidateServer, settings, unbatched) as handles:
+        variants = {"memory": (CandidateServer, settings),
+                    "database_per_request": (CandidateServer.options(func_or_class=DatabasePerRequest), settings),
+                    "unbatched": (CandidateServer, unbatched)}
+        with deployments(variants) as handles:
             calls = {name: candidates_call(handle) for name, handle in handles.items()}
-            print(json.dumps(asyncio.run(batched_vs_unbatched(calls, users, args.requests, args.repeats,
-                                                              "candidates")), indent=2))
+            print(json.dumps(asyncio.run(compare(calls, users, args.requests, args.repeats, "candidates",
+                                                 baseline="database_per_request")), indent=2))
 
 
 if __name__ == "__main__":

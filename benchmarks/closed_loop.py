@@ -34,10 +34,10 @@ async def measure(
     }
 
 
-async def batched_vs_unbatched(calls: dict[str, Callable[[str], Awaitable[None]]], keys: list[str], requests: int,
-                               repeats: int, unit: str) -> dict:
-    """Alternating rounds of `calls["batched"]` and `calls["unbatched"]` at concurrency 1, 8 and 32; medians
-    per variant and concurrency, and the batched/unbatched throughput ratio."""
+async def compare(calls: dict[str, Callable[[str], Awaitable[None]]], keys: list[str], requests: int, repeats: int,
+                  unit: str, baseline: str) -> dict:
+    """Alternating rounds of every variant in `calls` at concurrency 1, 8 and 32; medians per variant and
+    concurrency, and each variant's throughput over `baseline`'s."""
     rounds: dict[str, list[dict]] = {}
     for _ in range(repeats):
         for concurrency in (1, 8, 32):
@@ -46,26 +46,26 @@ async def batched_vs_unbatched(calls: dict[str, Callable[[str], Awaitable[None]]
                 rounds.setdefault(f"{name}@{concurrency}", []).append(
                     await measure(call, keys, concurrency, n, unit))
     table = {k: {m: statistics.median(r[m] for r in rs) for m in rs[0]} for k, rs in rounds.items()}
-    for c in (1, 8, 32):
-        table[f"ratio@{c}"] = round(table[f"batched@{c}"][f"{unit}_per_s"] / table[f"unbatched@{c}"][f"{unit}_per_s"],
-                                    2)
+    for name in calls:
+        if name != baseline:
+            for c in (1, 8, 32):
+                table[f"{name}/{baseline}@{c}"] = round(
+                    table[f"{name}@{c}"][f"{unit}_per_s"] / table[f"{baseline}@{c}"][f"{unit}_per_s"], 2)
     return table
 
 
 @contextmanager
-def two_deployments(deployment, batched_settings, unbatched_settings) -> Iterator[dict]:
-    """The same Serve deployment twice on a local Ray, batched and unbatched; yields their handles."""
+def deployments(variants: dict[str, tuple]) -> Iterator[dict]:
+    """Each variant, `name: (deployment, settings)`, as a Serve application of its own on a local Ray; yields
+    their handles by name."""
     import ray
     from ray import serve
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
-        yield {
-            "batched": serve.run(deployment.options(name="Batched").bind(batched_settings),
-                                 name="bench-batched", route_prefix=None),
-            "unbatched": serve.run(deployment.options(name="Unbatched").bind(unbatched_settings),
-                                   name="bench-unbatched", route_prefix=None),
-        }
+        yield {name: serve.run(deployment.options(name=name.capitalize()).bind(settings), name=f"bench-{name}",
+                               route_prefix=None)
+               for name, (deployment, settings) in variants.items()}
     finally:
         serve.shutdown()
         ray.shutdown()

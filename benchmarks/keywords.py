@@ -17,7 +17,7 @@ import argparse
 import asyncio
 import json
 
-from closed_loop import batched_vs_unbatched, two_deployments
+from closed_loop import compare, deployments
 
 from db.server import database_url
 from deployments.keywords import KeywordServer
@@ -46,10 +46,10 @@ def main() -> None:
         settings = base.model_copy(update={"database_url": url})
         questions = [q for q, _, source in read_pairs(url) if source == SILVER]
         unbatched = settings.model_copy(update={"keywords_max_batch_size": 1})
-        with two_deployments(KeywordServer, settings, unbatched) as handles:
+        with deployments({"batched": (KeywordServer, settings), "unbatched": (KeywordServer, unbatched)}) as handles:
             calls = {name: keywords_call(handle) for name, handle in handles.items()}
-            print(json.dumps(asyncio.run(batched_vs_unbatched(calls, questions, args.requests, args.repeats,
-                                                              "texts")), indent=2))
+            print(json.dumps(asyncio.run(compare(calls, questions, args.requests, args.repeats, "texts",
+                                                 baseline="unbatched")), indent=2))
 
 
 if __name__ == "__main__":

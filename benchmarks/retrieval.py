@@ -1,13 +1,14 @@
-"""/v1/retrieve's deployment: queries per second and p50/p99 at concurrency 1, 8 and 32, with @serve.batch
-against without, hybrid mode (DPR question encoding, FAISS, BM25, fusion).
+"""/v1/retrieve's deployment: queries per second and p50/p99 at concurrency 1, 8 and 32, hybrid mode (DPR question
+encoding, FAISS, BM25, fusion): the whole batch searched at once, against the batch encoded at once but searched
+question by question (the path before 2026-12), and against no batching.
 
 Needs KorQuAD and an active index in the database:
 
     .venv/bin/tandem db import-korquad && .venv/bin/tandem train dpr
     .venv/bin/python benchmarks/retrieval.py
 
-Both variants are the real `RetrieverServer` deployment over the same collection, called through Serve
-handles in one run, alternating; "without" has max_batch_size = 1.
+All three are the real `RetrieverServer` deployment over the same collection, called through Serve handles in one
+run, alternating; "question_by_question" overrides only how a batch is searched; "unbatched" has max_batch_size 1.
 """
 
 from __future__ import annotations
@@ -16,14 +17,28 @@ import argparse
 import asyncio
 import json
 
-from closed_loop import batched_vs_unbatched, two_deployments
+from closed_loop import compare, deployments
 
 from db.server import database_url
-from deployments.retriever import RetrieverServer
+from deployments.retriever import RetrieverServer, Search
 from deployments.retriever_protocol import RetrieveRequest
 from deployments.service_error import ServiceError
 from tandem.jobs.retrieval import read_collection
 from tandem.settings import Settings
+
+
+class QuestionByQuestion(RetrieverServer.func_or_class):
+    @staticmethod
+    def _search(searches: list[Search]) -> list:
+        results = [None] * len(searches)
+        for retriever in {id(s.retriever): s.retriever for s in searches}.values():
+            rows = [i for i, s in enumerate(searches) if s.retriever is retriever]
+            dense_rows = [i for i in rows if searches[i].query.mode != "sparse"]
+            vectors = retriever.encode([searches[i].query.question for i in dense_rows]) if dense_rows else None
+            vector_of = {i: vectors[n: n + 1] for n, i in enumerate(dense_rows)}
+            for i in rows:
+                results[i] = retriever.search_many([searches[i].query], vector_of.get(i))[0]
+        return results
 
 
 def retrieve_call(handle, mode: str):
@@ -46,10 +61,13 @@ def main() -> None:
         settings = base.model_copy(update={"database_url": url})
         questions = [r.question for r in read_collection(url).questions]
         unbatched = settings.model_copy(update={"retriever_max_batch_size": 1})
-        with two_deployments(RetrieverServer, settings, unbatched) as handles:
+        variants = {"batched": (RetrieverServer, settings),
+                    "question_by_question": (RetrieverServer.options(func_or_class=QuestionByQuestion), settings),
+                    "unbatched": (RetrieverServer, unbatched)}
+        with deployments(variants) as handles:
             calls = {name: retrieve_call(handle, args.mode) for name, handle in handles.items()}
-            print(json.dumps(asyncio.run(batched_vs_unbatched(calls, questions, args.requests, args.repeats,
-                                                              "queries")), indent=2))
+            print(json.dumps(asyncio.run(compare(calls, questions, args.requests, args.repeats, "queries",
+                                                 baseline="question_by_question")), indent=2))
 
 
 if __name__ == "__main__":

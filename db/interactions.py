@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -12,6 +13,8 @@ from db.errors import MissingReferences, NotFound
 from db.records import InsertResult, Interaction, InteractionIn, Item, ItemIn, UpsertResult
 from db.upsert import Column, fetch_one, fetch_page, jsonb, missing_ids, upsert
 
+# NOTIFY channels (db/migrations/0005): the users whose interactions changed ('*': anyone), and any item change.
+INTERACTIONS_CHANNEL, ITEMS_CHANNEL = "interactions", "items"
 ITEM_COLUMNS = [Column("external_id"), Column("title"), Column("style"), jsonb("attributes")]
 _ITEM_FIELDS = "external_id, title, style, attributes, created_at, updated_at"
 
@@ -120,3 +123,34 @@ async def all_events(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 async def titles(conn: asyncpg.Connection, item_ids: list[str]) -> dict[str, str]:
     rows = await conn.fetch("SELECT external_id, title FROM items WHERE external_id = ANY($1::text[])", item_ids)
     return {r["external_id"]: r["title"] for r in rows}
+
+
+@dataclass(frozen=True)
+class RecentHistory:
+    """What ranking needs of a user: the last interactions (oldest first) and every item they ever touched."""
+
+    user: int  # the internal id, which change notifications name
+    item_ids: list[str]
+    comments: list[str | None]
+    seen: frozenset[str]
+
+
+async def recent_history(conn: asyncpg.Connection, user_id: str, depth: int) -> RecentHistory:
+    """The last `depth` interactions of a user and the set of items they interacted with, read through the
+    (user, time) index: no more rows than that, however long the history."""
+    user = await conn.fetchval("SELECT id FROM users WHERE external_id = $1", user_id)
+    if user is None:
+        raise NotFound(f"unknown user id: {user_id!r}")
+    recent = await conn.fetch(
+        """SELECT i.external_id AS item_id, x.comment
+           FROM interactions x JOIN items i ON i.id = x.item_id
+           WHERE x.user_id = $1 ORDER BY x.occurred_at DESC, x.id DESC LIMIT $2""",
+        user, depth,
+    )
+    seen = await conn.fetchval(
+        """SELECT coalesce(array_agg(i.external_id), '{}') FROM items i
+           WHERE i.id IN (SELECT item_id FROM interactions WHERE user_id = $1)""",
+        user,
+    )
+    recent = recent[::-1]
+    return RecentHistory(user, [r["item_id"] for r in recent], [r["comment"] for r in recent], frozenset(seen))

@@ -10,10 +10,10 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.errors import MissingReferences, NotFound
-from db.interactions import titles, user_history
 from db.pool import Database
 from db.upsert import missing_ids
 from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
+from deployments.history_cache import HistoryCache
 from deployments.model_watch import ActiveModel, ServesActiveModel
 from deployments.service_error import ServiceError
 from models.lrurec.checkpoint import Checkpoint
@@ -33,6 +33,8 @@ class CandidateServer(ServesActiveModel):
         self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
         device = settings.model_device("candidates")
         self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, device), settings.model_poll_s)
+        self.histories = HistoryCache(self.db, settings.candidates_cache_users, settings.candidates_cache_titles)
+        self.histories.start()
         await self.active.start()
         self.rank_batch.set_max_batch_size(settings.candidates_max_batch_size)
         self.rank_batch.set_batch_wait_timeout_s(settings.candidates_batch_wait_ms / 1000)
@@ -44,14 +46,16 @@ class CandidateServer(ServesActiveModel):
                                  boundaries=[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2])
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
-    async def rank_batch(self, requests: list[tuple[Recommender, list[str], int]]) -> list[Ranked]:
+    async def rank_batch(self, requests: list[tuple[Recommender, list[str], frozenset[str] | None, int]],
+                         ) -> list[Ranked]:
         # Requests that started on different versions (during a swap) are scored by their own version.
         self.batch_sizes.observe(len(requests))
         results: list[Ranked | None] = [None] * len(requests)
         for model in {id(r[0]): r[0] for r in requests}.values():
             rows = [i for i, r in enumerate(requests) if r[0] is model]
             # In a thread: torch releases the GIL, so the replica keeps accepting (and batching) requests.
-            ranked = await asyncio.to_thread(model.rank, [requests[i][1] for i in rows], [requests[i][2] for i in rows])
+            ranked = await asyncio.to_thread(model.rank, [requests[i][1] for i in rows], [requests[i][3] for i in rows],
+                                             [requests[i][2] for i in rows])
             for i, r in zip(rows, ranked, strict=True):
                 results[i] = r
         return results
@@ -71,22 +75,25 @@ class CandidateServer(ServesActiveModel):
         if request.k > model.num_items:
             return ServiceError(status=422, param="k",
                                message=f"k={request.k} is above the catalogue of {model.num_items} items")
-        async with self.db.acquire() as conn:
-            if request.user_id is not None:
-                try:
-                    events = await user_history(conn, request.user_id, limit=100_000)
-                except NotFound as exc:
-                    return ServiceError(status=404, type="not_found_error", param="user_id", message=str(exc))
-                history, comments = [x.item_id for x in events], [x.comment for x in events]
-            else:
-                if missing := await missing_ids(conn, "items", request.history):
-                    error = MissingReferences("item", missing)
-                    return ServiceError(status=404, type="not_found_error", param="history", message=str(error))
-                history, comments = request.history, [None] * len(request.history)
-            ranked = await self.rank_batch((model, history, request.k))
-            n = request.include_history
-            recent, recent_comments = (history[-n:], comments[-n:]) if n else ([], [])
-            names = await titles(conn, ranked.item_ids + recent)
+        # No connection is held across the forward pass: a batch is as large as the requests, not the pool.
+        if request.user_id is not None:
+            try:
+                found = await self.histories.history(request.user_id,
+                                                     max(model.model.cfg.max_len, request.include_history))
+            except NotFound as exc:
+                return ServiceError(status=404, type="not_found_error", param="user_id", message=str(exc))
+            history, comments, seen = found.item_ids, found.comments, found.seen
+        else:
+            async with self.db.acquire() as conn:
+                missing = await missing_ids(conn, "items", request.history)
+            if missing:
+                error = MissingReferences("item", missing)
+                return ServiceError(status=404, type="not_found_error", param="history", message=str(error))
+            history, comments, seen = request.history, [None] * len(request.history), None
+        ranked = await self.rank_batch((model, history, seen, request.k))
+        n = request.include_history
+        recent, recent_comments = (history[-n:], comments[-n:]) if n else ([], [])
+        names = await self.histories.item_titles(ranked.item_ids + recent)
         return CandidateResponse(
             user_id=request.user_id, model_version=version.version, fallback=ranked.fallback,
             candidates=[Candidate(item_id=i, title=names.get(i), score=s)
@@ -94,3 +101,8 @@ class CandidateServer(ServesActiveModel):
             history=[HistoryItem(item_id=i, title=names.get(i), comment=c)
                      for i, c in zip(recent, recent_comments, strict=True)],
         )
+
+    def __del__(self) -> None:
+        if (histories := getattr(self, "histories", None)) is not None:
+            histories.stop()
+        super().__del__()

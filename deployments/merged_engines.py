@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.registry import ModelVersion
+from deployments.engine_turns import EngineTurns
 from deployments.llm_engine import LLMEngine
 from models.lora import merged_copy
 from tandem.settings import Settings
@@ -32,8 +33,8 @@ class Merged:
 
 
 class MergedEngines:
-    def __init__(self, settings: Settings):
-        self.settings, self.names = settings, set(settings.merged_adapters)
+    def __init__(self, settings: Settings, turns: EngineTurns):
+        self.settings, self.names, self.turns = settings, set(settings.merged_adapters), turns
         self.serving: dict[str, Merged] = {}
         self._wanted: dict[str, str] = {}  # the version each name should serve, built or being built
         self._tasks: set[asyncio.Task] = set()
@@ -60,7 +61,8 @@ class MergedEngines:
                                              Path(version.artifact_path) / "merged")
             engine = await asyncio.to_thread(LLMEngine, self._engine_settings(folder, name), ray_metrics=False,
                                              lora=False)
-            await engine.warm_up()
+            async with self.turns.turn(name):
+                await engine.warm_up()
         except Exception as exc:  # the LoRA adapter keeps serving
             log.warning("merged engine failed", extra={"pipeline": name, "version": version.version,
                                                        "error": str(exc)})
@@ -90,7 +92,8 @@ class MergedEngines:
             return None
         merged.in_flight += 1
         try:
-            return await merged.engine.label_logprobs(prompt_ids, label_ids, None), merged.version
+            async with self.turns.turn(name):
+                return await merged.engine.label_logprobs(prompt_ids, label_ids, None), merged.version
         finally:
             merged.in_flight -= 1
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,7 +33,7 @@ from deployments.service_error import ServiceError
 from deployments.telemetry import served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig
-from models.dpr.retriever import DenseSide, Hit, Passage, Retriever, build_dense
+from models.dpr.retriever import DenseSide, Hit, Passage, Query, Retriever, build_dense
 from tandem.jobs.retrieval import INDEX, fusion_options, load_dense
 from tandem.settings import Settings
 
@@ -171,12 +171,7 @@ class Search:
     """One query of a batch, on the collection it started with."""
 
     retriever: Retriever
-    query: str
-    top_k: int
-    mode: Mode
-    dense_weight: float | None = None
-    sparse_query: str | None = None
-    keep: Callable[[int], bool] | None = None
+    query: Query
 
 
 def search_mode(retriever: Retriever | None, mode: Mode, collection: str,
@@ -220,16 +215,11 @@ class RetrieverServer:
     @staticmethod
     def _search(searches: list[Search]) -> list[list[Hit]]:
         results: list[list[Hit] | None] = [None] * len(searches)
-        # Searches on different collections (or started before a swap) are encoded by their own retriever.
+        # Searches on different collections (or started before a swap) are searched by their own retriever.
         for retriever in {id(s.retriever): s.retriever for s in searches}.values():
             rows = [i for i, s in enumerate(searches) if s.retriever is retriever]
-            dense_rows = [i for i in rows if searches[i].mode != "sparse"]
-            vectors = retriever.encode([searches[i].query for i in dense_rows]) if dense_rows else None
-            vector_of = {i: vectors[n : n + 1] for n, i in enumerate(dense_rows)}
-            for i in rows:
-                s = searches[i]
-                results[i] = retriever.search([s.query], s.top_k, s.mode, vector_of.get(i), s.dense_weight,
-                                              s.sparse_query, s.keep)[0]
+            for i, hits in zip(rows, retriever.search_many([searches[i].query for i in rows]), strict=True):
+                results[i] = hits
         return results
 
     async def _measured(self, collection: str, mode: Mode, search: Awaitable):
@@ -256,8 +246,8 @@ class RetrieverServer:
         if isinstance(chosen, ServiceError):
             return chosen
         mode, fallback = chosen
-        hits = await self.search_batch(Search(retriever, request.query, request.top_k, mode, request.dense_weight,
-                                              request.sparse_query))
+        hits = await self.search_batch(Search(retriever, Query(request.query, request.top_k, mode, request.dense_weight,
+                                                               request.sparse_query)))
         return RetrieveResponse(query=request.query, mode=mode, passages=[to_response(h) for h in hits],
                                 index_version=index.version if index and retriever.dense else None,
                                 fallback=fallback)
@@ -278,7 +268,7 @@ class RetrieverServer:
         def keep(book: int) -> bool:
             return book not in excluded and avoided_topic(books[book], avoid) is None
 
-        hits = await self.search_batch(Search(retriever, request.query, request.top_k, mode, keep=keep))
+        hits = await self.search_batch(Search(retriever, Query(request.query, request.top_k, mode, keep=keep)))
         found = [CatalogueHit(book_id=books[h.passage.id].id, title=h.passage.title, author=h.passage.source,
                               categories=list(books[h.passage.id].categories),
                               introduction=books[h.passage.id].introduction, score=h.score) for h in hits]

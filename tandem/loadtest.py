@@ -135,6 +135,20 @@ async def closed_loop(client: httpx.AsyncClient, workload: Workload, steps: list
         await asyncio.gather(*(client_loop(started + step_end) for _ in range(int(step.level))))
 
 
+Sample = tuple[str, dict[str, str], float]
+
+
+def scrape(metrics_url: str) -> list[Sample]:
+    """Every sample of a Prometheus endpoint, read with Prometheus' own text-format parser."""
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(
+        httpx.get(metrics_url, timeout=10).text) for s in family.samples]
+
+
+def total(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of `name` over every label set that has `labels` (replicas, deployments, other tags)."""
+    return sum(value for n, have, value in samples if n == name and all(have.get(k) == v for k, v in labels.items()))
+
+
 def replica_counts(metrics_url: str) -> dict[str, int]:
     """Healthy replicas per deployment, from Serve's own gauge."""
     counts: dict[str, int] = {}

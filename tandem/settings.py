@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     candidates_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     candidates_max_batch_size: int = Field(default=32, ge=1, description="Requests scored in one forward pass.")
     candidates_batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits to fill.")
+    candidates_cache_users: int = Field(
+        default=10_000, ge=0, description="Users whose recent history a replica keeps in memory (0: read each time).",
+    )
+    candidates_cache_titles: int = Field(default=100_000, ge=0, description="Item titles a replica keeps in memory.")
     model_poll_s: float = Field(default=10.0, gt=0, description="Active-version check when no NOTIFY arrives.")
 
     # --- LLM (vLLM) ----------------------------------------------------------
@@ -84,6 +88,20 @@ class Settings(BaseSettings):
     llm_enforce_eager: bool = Field(default=True, description="Skip graph capture: faster start, needed on CPU.")
     llm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     llm_num_cpus: float = Field(default=1.0, ge=0, description="Logical CPUs Ray reserves per LLM replica.")
+    # vLLM-CPU runs one OpenMP thread per core it is given. Left to itself ("auto") it keeps one core of each
+    # NUMA node back for its scheduler, which on a 2-core node halves the model's compute (docs/benchmarks.md).
+    llm_cpu_cores: str = Field(
+        default="all", pattern=r"^(all|auto|\d+(-\d+)?(,\d+(-\d+)?)*)$",
+        description="CPU cores the LLM engine computes on (device cpu): 'all' = every core the replica may use; "
+        "a list such as '0-3' or '0,2' keeps other work off the rest; 'auto' = vLLM's own choice.",
+    )
+    llm_max_num_batched_tokens: int | None = Field(
+        default=None, ge=16, description="Tokens one engine step computes (a prefill longer than this is chunked); "
+        "unset: vLLM's default.",
+    )
+    llm_enable_prefix_caching: bool = Field(
+        default=True, description="Reuse the KV cache of prompt prefixes already computed (the shared instruction).",
+    )
     llm_num_gpus: float = Field(
         default=1.0, gt=0, description="GPU share per LLM replica on cuda; fractions share a card."
     )

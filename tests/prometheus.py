@@ -5,20 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from tandem.loadtest import Sample, scrape, total
 
-Sample = tuple[str, dict[str, str], float]
-
-
-def scrape(metrics_url: str) -> list[Sample]:
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(
-        httpx.get(metrics_url, timeout=10).text) for s in family.samples]
-
-
-def total(samples: list[Sample], name: str, **labels: str) -> float:
-    """The sum of `name` over every label set that has `labels` (replicas, deployments, other tags)."""
-    return sum(value for n, have, value in samples if n == name and all(have.get(k) == v for k, v in labels.items()))
+__all__ = ["Sample", "scrape", "total", "wait_for"]
 
 
 def wait_for(metrics_url: str, moved: Callable[[list[Sample]], bool], timeout_s: float = 60) -> list[Sample]:

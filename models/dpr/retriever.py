@@ -32,6 +32,20 @@ class Passage:
 
 
 @dataclass(frozen=True)
+class Query:
+    """One search: `dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1; None: the
+    retriever's default); `sparse_query` replaces the question for BM25 (e.g. expanded with keywords); with `keep`,
+    only passages it accepts are returned, and the whole collection is searched so that top_k of them remain."""
+
+    question: str
+    top_k: int
+    mode: Mode
+    dense_weight: float | None = None
+    sparse_query: str | None = None
+    keep: Callable[[int], bool] | None = None
+
+
+@dataclass(frozen=True)
 class Hit:
     passage: Passage
     score: float
@@ -109,20 +123,46 @@ class Retriever:
     def search(self, questions: list[str], top_k: int, mode: Mode, vectors: np.ndarray | None = None,
                dense_weight: float | None = None, sparse_queries: list[str] | str | None = None,
                keep: Callable[[int], bool] | None = None) -> list[list[Hit]]:
-        """`dense_weight` is the dense ranking's weight in hybrid fusion (BM25's is 1); None: the default.
-        `sparse_queries` replace the questions for BM25 (e.g. expanded with keywords). With `keep`, only
-        passages it accepts are returned, and the whole collection is searched so that top_k of them remain."""
+        """The questions searched alike (see `Query`); `vectors`, when given, are the questions' encodings."""
         if isinstance(sparse_queries, str):
             sparse_queries = [sparse_queries]
-        if mode != "sparse" and self.dense is None:
+        sparse_queries = sparse_queries or [None] * len(questions)
+        return self.search_many([Query(q, top_k, mode, dense_weight, sq, keep)
+                                 for q, sq in zip(questions, sparse_queries, strict=True)], vectors)
+
+    def search_many(self, queries: list[Query], vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Every query of a batch at once: one encoder pass, and one FAISS search and one BM25 retrieval for each
+        search depth among them; then each query's own fusion. `vectors`, when given, encode the queries that are
+        not sparse, in order."""
+        dense_rows = [i for i, q in enumerate(queries) if q.mode != "sparse"]
+        sparse_rows = [i for i, q in enumerate(queries) if q.mode != "dense"]
+        if dense_rows and self.dense is None:
             raise LookupError("dense retrieval needs a trained DPR encoder and its index")
-        if mode != "sparse" and vectors is None:
-            vectors = self.encode(questions)
-        depth = len(self.passages) if keep is not None else max(top_k, self.depth)
-        dense = self._dense(vectors, depth) if mode != "sparse" else [[] for _ in questions]
-        sparse = self.sparse.search(sparse_queries or questions, depth) if mode != "dense" else [[] for _ in questions]
-        weight = self.dense_weight if dense_weight is None else dense_weight
-        return [self._combine(d, s, top_k, mode, weight, keep) for d, s in zip(dense, sparse, strict=True)]
+        if dense_rows and vectors is None:
+            vectors = self.encode([queries[i].question for i in dense_rows])
+        vector_row = {i: n for n, i in enumerate(dense_rows)}
+        dense: list[list[tuple[int, float]]] = [[] for _ in queries]
+        sparse: list[list[tuple[int, float]]] = [[] for _ in queries]
+        for depth, rows in self._by_depth(queries, dense_rows).items():
+            for i, found in zip(rows, self._dense(vectors[[vector_row[i] for i in rows]], depth), strict=True):
+                dense[i] = found
+        for depth, rows in self._by_depth(queries, sparse_rows).items():
+            texts = [queries[i].sparse_query or queries[i].question for i in rows]
+            for i, found in zip(rows, self.sparse.search(texts, depth), strict=True):
+                sparse[i] = found
+        return [self._combine(dense[i], sparse[i], q.top_k, q.mode,
+                              self.dense_weight if q.dense_weight is None else q.dense_weight, q.keep)
+                for i, q in enumerate(queries)]
+
+    def _by_depth(self, queries: list[Query], rows: list[int]) -> dict[int, list[int]]:
+        """Rows grouped by how deep each ranking is read (an approximate index can answer a deeper search
+        differently, so each depth is searched as it would be alone)."""
+        groups: dict[int, list[int]] = {}
+        for i in rows:
+            q = queries[i]
+            depth = len(self.passages) if q.keep is not None else max(q.top_k, self.depth)
+            groups.setdefault(depth, []).append(i)
+        return groups
 
     def _dense(self, vectors: np.ndarray, depth: int) -> list[list[tuple[int, float]]]:
         # Several chunks of one passage can fill the top; search deeper so `depth` passages remain.

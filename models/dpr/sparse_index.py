@@ -25,13 +25,14 @@ class SparseIndex:
 
     def search(self, queries: list[str], k: int) -> list[list[tuple[int, float]]]:
         """(id, BM25 score) best first; passages sharing no term with the query are left out."""
-        results: list[list[tuple[int, float]]] = []
+        results: list[list[tuple[int, float]]] = [[] for _ in queries]
         k = min(k, len(self.ids))
-        for query in terms_many(queries):
-            known = [t for t in query if t in self.vocab]
-            if not known or k == 0:
-                results.append([])
-                continue
-            docs, scores = self.bm25.retrieve([known], k=k, show_progress=False, n_threads=1)
-            results.append([(int(self.ids[d]), float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0])
+        known = [[t for t in query if t in self.vocab] for query in terms_many(queries)]
+        rows = [i for i, terms in enumerate(known) if terms]
+        if not rows or k == 0:
+            return results
+        # One retrieval for the whole batch.
+        docs, scores = self.bm25.retrieve([known[i] for i in rows], k=k, show_progress=False, n_threads=1)
+        for i, row_docs, row_scores in zip(rows, docs, scores, strict=True):
+            results[i] = [(int(self.ids[d]), float(s)) for d, s in zip(row_docs, row_scores, strict=True) if s > 0]
         return results

@@ -35,19 +35,23 @@ class Recommender:
         return [self.index[i] for i in item_ids if i in self.index]
 
     @torch.no_grad()
-    def rank(self, histories: list[list[str]], ks: list[int]) -> list[Ranked]:
-        """For each history (oldest first) its top-k unseen items. Histories with no known item get the
-        most popular items instead, flagged as a fallback."""
+    def rank(self, histories: list[list[str]], ks: list[int], seen: list[frozenset[str] | None] | None = None,
+             ) -> list[Ranked]:
+        """For each history (oldest first; only its last `max_len` known items count) its top-k items outside
+        `seen` (default: the history itself). Histories with no known item get the most popular items instead,
+        flagged as a fallback."""
         indices = [self.known(h) for h in histories]
+        excluded = [idx if s is None else self.known(list(s))
+                    for idx, s in zip(indices, seen or [None] * len(histories), strict=True)]
         with_history = [row for row, idx in enumerate(indices) if idx]
         scores = self.popularity.expand(len(histories), -1).clone()
         if with_history:
             batch = left_pad([indices[row] for row in with_history], self.model.cfg.max_len)
             scores[with_history] = self.model.last_scores(batch.to(self.device)).cpu()
         results = []
-        for row, (idx, k) in enumerate(zip(indices, ks, strict=True)):
-            scores[row, idx] = float("-inf")
-            top = torch.topk(scores[row], min(k, self.num_items - len(set(idx))))
+        for row, (idx, out, k) in enumerate(zip(indices, excluded, ks, strict=True)):
+            scores[row, out] = float("-inf")
+            top = torch.topk(scores[row], min(k, self.num_items - len(set(out))))
             results.append(Ranked(
                 item_ids=[self.item_ids[i - 1] for i in top.indices.tolist()],
                 scores=[round(s, 6) for s in top.values.tolist()],

@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from models.lrurec.checkpoint import Checkpoint
+from models.lrurec.recommender import Recommender
 from models.lrurec.train import TrainConfig
 from tandem.jobs.lrurec import TrainRequest, run_training
 from tandem.settings import Settings
@@ -174,3 +175,61 @@ def test_new_version_is_swapped_in_without_failing_requests(
             w.join(timeout=60)
     assert set(statuses) == {200}, statuses
     assert {trained["version"], second["version"]} <= versions
+
+
+def _artifact(pg_url: str, version: str) -> str:
+    async def read() -> str:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return await conn.fetchval("SELECT artifact_path FROM model_versions WHERE version = $1", version)
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_histories_from_memory_give_what_the_whole_stored_history_gives(
+    http: httpx.Client, pg_url: str, trained: dict
+) -> None:
+    # User 414 rated 2,698 films, far more than the model reads (max_len 50); the others a few dozen to hundreds.
+    users = ["414", "1", "42", "599", "7"]
+    first = {u: http.post("/v1/candidates", json={"user_id": u, "k": 20}).json() for u in users}
+    again = {u: http.post("/v1/candidates", json={"user_id": u, "k": 20}).json() for u in users}  # from memory
+    recommender = Recommender(Checkpoint.load(_artifact(pg_url, first["1"]["model_version"])))
+    expected = recommender.rank([history_of(http, u) for u in users], [20] * len(users))
+    for user, want in zip(users, expected, strict=True):
+        for got in (first[user], again[user]):
+            assert [c["item_id"] for c in got["candidates"]] == want.item_ids, user
+            assert [c["score"] for c in got["candidates"]] == pytest.approx(want.scores, abs=1e-4)
+
+
+def _eventually(check, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while not (result := check()):
+        assert time.monotonic() < deadline, "the change never reached the candidate deployment"
+        time.sleep(0.2)
+    return result
+
+
+def test_new_interactions_and_titles_reach_the_histories_in_memory(http: httpx.Client, trained: dict) -> None:
+    user, film = f"cache-{uuid.uuid4().hex[:8]}", f"film-{uuid.uuid4().hex[:8]}"
+    http.post("/v1/users", json={"users": [{"external_id": user}]}).raise_for_status()
+    http.post("/v1/items", json={"items": [{"external_id": film, "title": "Before"}]}).raise_for_status()
+    events = [{"user_id": user, "item_id": item, "rating": 4.0, "timestamp": f"2020-01-0{day}T00:00:00Z"}
+              for day, item in enumerate(["1", "50", film], start=1)]
+    http.post("/v1/interactions", json={"interactions": events}).raise_for_status()
+
+    def candidates() -> dict:
+        return http.post("/v1/candidates", json={"user_id": user, "k": 20, "include_history": 5}).json()
+
+    first = candidates()
+    assert [h["item_id"] for h in first["history"]] == ["1", "50", film]
+    assert candidates() == first  # read once, then served from memory
+    top = first["candidates"][0]["item_id"]
+    later = {"user_id": user, "item_id": top, "rating": 5.0, "timestamp": "2020-01-09T00:00:00Z"}
+    http.post("/v1/interactions", json={"interactions": [later]}).raise_for_status()
+    body = _eventually(lambda: (b := candidates())["history"][-1]["item_id"] == top and b)
+    assert top not in [c["item_id"] for c in body["candidates"]]
+
+    http.post("/v1/items", json={"items": [{"external_id": film, "title": "After"}]}).raise_for_status()
+    _eventually(lambda: candidates()["history"][-2]["title"] == "After")

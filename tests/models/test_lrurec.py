@@ -187,3 +187,16 @@ def test_recommender_excludes_history_and_falls_back(tmp_path: Path) -> None:
     assert cold.fallback and unknown.fallback and cold.item_ids == unknown.item_ids
     everything = rec.rank([[]], [rec.num_items])[0]
     assert len(everything.item_ids) == rec.num_items
+
+
+def test_the_last_max_len_items_and_the_seen_set_rank_as_the_whole_history(tmp_path: Path) -> None:
+    seqs = build_sequences(_cyclic_data())
+    cfg = LRURecConfig(num_items=seqs.num_items, hidden=16, blocks=1, max_len=4)
+    train(seqs, cfg, TrainConfig(max_epochs=1, seed=0), tmp_path, progress=False)
+    rec = Recommender(Checkpoint.load(tmp_path))
+    history = [f"i{k:02d}" for k in (5, 9, 1, 30, 2, 3, 4, 6)]
+    whole = rec.rank([history], [10])[0]
+    tail = rec.rank([history[-4:]], [10], [frozenset(history)])[0]
+    assert tail == whole
+    # Without the seen set, the items older than the tail could come back.
+    assert set(rec.rank([history[-4:]], [rec.num_items - 4])[0].item_ids) & set(history[:-4])

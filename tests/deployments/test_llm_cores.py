@@ -1,0 +1,56 @@
+"""The LLM engine computes on every core of the node (TANDEM_LLM_CPU_CORES=all): read from the running stack's
+vLLM worker processes, their OpenMP thread count and the cores their threads are bound to."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import psutil
+
+from deployments.llm_engine import cpu_threads_env
+from tandem.settings import Settings
+
+
+def _workers() -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name"]) if p.info["name"] == "VLLM::Worker"]
+
+
+def _thread_cores(pid: int) -> list[set[int]]:
+    """Each thread's allowed cores."""
+    cores = []
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                cores.append(_parse(line.split(":", 1)[1].strip()))
+    return cores
+
+
+def _parse(cpu_list: str) -> set[int]:
+    cores: set[int] = set()
+    for part in cpu_list.split(","):
+        low, _, high = part.partition("-")
+        cores.update(range(int(low), int(high or low) + 1))
+    return cores
+
+
+def test_the_engine_worker_computes_on_every_core(http: httpx.Client, settings: Settings) -> None:
+    assert http.get("/readyz/recommendations").status_code == 200
+    node = set(os.sched_getaffinity(0))
+    assert cpu_threads_env(settings) == {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, sorted(node))),
+                                         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    workers = _workers()
+    assert workers, "no vLLM worker process is running"
+    for worker in workers:
+        assert worker.environ().get("OMP_NUM_THREADS") == str(len(node))
+        pinned = [cores for cores in _thread_cores(worker.pid) if len(cores) == 1]
+        # One OpenMP thread bound to each core: vLLM's own choice ("auto") leaves a core of two idle.
+        assert set().union(*pinned) == node, pinned
+
+
+def test_auto_and_explicit_core_lists() -> None:
+    assert cpu_threads_env(Settings(llm_cpu_cores="auto")) == {}
+    assert cpu_threads_env(Settings(llm_cpu_cores="0-3,6")) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3,6",
+                                                               "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    assert cpu_threads_env(Settings(device="cuda")) == {}
