@@ -63,8 +63,10 @@ def deployments(variants: dict[str, tuple]) -> Iterator[dict]:
 
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
-        yield {name: serve.run(deployment.options(name=name.capitalize()).bind(settings), name=f"bench-{name}",
-                               route_prefix=None)
+        # No CPU reservation: the variants share the machine's cores in turn, and more of them than cores would
+        # otherwise wait for room.
+        yield {name: serve.run(deployment.options(name=name.capitalize(), ray_actor_options={"num_cpus": 0})
+                               .bind(settings), name=f"bench-{name}", route_prefix=None)
                for name, (deployment, settings) in variants.items()}
     finally:
         serve.shutdown()
