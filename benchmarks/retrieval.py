@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import time
 
 from closed_loop import compare, deployments
 
@@ -50,6 +51,17 @@ def retrieve_call(handle, mode: str):
     return call
 
 
+def wait_until_loaded(handles: dict, timeout_s: float = 300) -> None:
+    """Every variant has its collection and index loaded (a replica that could not read them at start-up retries
+    at its next poll)."""
+    deadline = time.monotonic() + timeout_s
+    for name, handle in handles.items():
+        while not handle.status.remote().result().get("indexed_passages"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} never loaded the passage collection and its index")
+            time.sleep(2)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=400)
@@ -65,6 +77,7 @@ def main() -> None:
                     "question_by_question": (RetrieverServer.options(func_or_class=QuestionByQuestion), settings),
                     "unbatched": (RetrieverServer, unbatched)}
         with deployments(variants) as handles:
+            wait_until_loaded(handles)
             calls = {name: retrieve_call(handle, args.mode) for name, handle in handles.items()}
             print(json.dumps(asyncio.run(compare(calls, questions, args.requests, args.repeats, "queries",
                                                  baseline="question_by_question")), indent=2))

@@ -10,6 +10,7 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.errors import MissingReferences, NotFound
+from db.interactions import RecentHistory
 from db.pool import Database
 from db.upsert import missing_ids
 from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
@@ -67,6 +68,17 @@ class CandidateServer(ServesActiveModel):
         self.latency.observe(time.monotonic() - started)
         return result
 
+    async def _recent(self, model: Recommender, user_id: str, include: int) -> RecentHistory:
+        """The user's recent history, deep enough that the model sees what the whole history would show it: its
+        last `max_len` items that it knows (items too rare to train on, or newer than the model, are skipped)."""
+        max_len = model.model.cfg.max_len
+        depth = max(max_len, include)
+        found = await self.histories.history(user_id, depth)
+        while len(found.item_ids) >= depth and len(model.known(found.item_ids)) < max_len:
+            depth *= 2
+            found = await self.histories.history(user_id, depth)
+        return found
+
     async def _candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
         model, version = self.active.current, self.active.version
         if model is None:
@@ -78,8 +90,7 @@ class CandidateServer(ServesActiveModel):
         # No connection is held across the forward pass: a batch is as large as the requests, not the pool.
         if request.user_id is not None:
             try:
-                found = await self.histories.history(request.user_id,
-                                                     max(model.model.cfg.max_len, request.include_history))
+                found = await self._recent(model, request.user_id, request.include_history)
             except NotFound as exc:
                 return ServiceError(status=404, type="not_found_error", param="user_id", message=str(exc))
             history, comments, seen = found.item_ids, found.comments, found.seen

@@ -36,7 +36,7 @@ def _parse(cpu_list: str) -> set[int]:
 
 
 def test_the_engine_worker_computes_on_every_core(http: httpx.Client, settings: Settings) -> None:
-    assert http.get("/readyz/recommendations").status_code == 200
+    assert http.get("/readyz/llm").status_code == 200
     node = set(os.sched_getaffinity(0))
     assert cpu_threads_env(settings) == {"VLLM_CPU_OMP_THREADS_BIND": ",".join(map(str, sorted(node))),
                                          "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}

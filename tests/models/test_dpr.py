@@ -16,7 +16,7 @@ from models.dpr.dense_index import DenseIndex, IndexConfig
 from models.dpr.encoder import DualEncoder
 from models.dpr.evaluate import retrieval_metrics
 from models.dpr.fusion import reciprocal_rank_fusion, relative_score_fusion
-from models.dpr.retriever import Passage, Retriever, build_dense
+from models.dpr.retriever import Passage, Query, Retriever, build_dense
 from models.dpr.sparse_index import SparseIndex
 from models.dpr.train import DPRTrainConfig, train
 from tandem.settings import Settings
@@ -145,3 +145,28 @@ def test_relative_score_fusion_keeps_a_confident_top_hit() -> None:
     assert [k for k, _ in relative_score_fusion([sparse, dense], [1.0, 0.0])] == ["a", "b", "c"]
     # Ranks alone cannot tell BM25's confident top hit from a narrow one: RRF puts b first.
     assert reciprocal_rank_fusion([[k for k, _ in sparse], [k for k, _ in dense]])[0][0] == "b"
+
+
+def test_a_batch_searched_at_once_gives_what_each_query_gives_alone(korquad, base_settings: Settings) -> None:
+    """Mixed modes, depths, weights, BM25 queries and filters in one batch: every result as if searched alone."""
+    articles = korquad[:5]
+    passages = [Passage(id=n, document=a["title"], title=a["title"], source=None, text=p["context"])
+                for n, (a, p) in enumerate((a, p) for a in articles for p in a["paragraphs"])]
+    questions = [qa["question"] for a in articles for p in a["paragraphs"] for qa in p["qas"]][:12]
+    encoder = DualEncoder.from_base(base_settings.bert_path, pooling="mean")
+    retriever = Retriever(passages, build_dense(encoder, passages, IndexConfig(), 100), fusion="score",
+                          dense_weight=0.1)
+    odd = set(range(0, len(passages), 2))
+    queries = [Query(q, top_k=3 + i % 5, mode=("dense", "sparse", "hybrid")[i % 3],
+                     dense_weight=None if i % 4 else 0.5, sparse_query=f"{q} 역사" if i % 5 == 0 else None,
+                     keep=(lambda pid: pid in odd) if i % 6 == 0 else None)
+               for i, q in enumerate(questions)]
+    # Encoded once: a question encoded beside others is padded, which moves its vector in the last bits.
+    dense_rows = [i for i, q in enumerate(queries) if q.mode != "sparse"]
+    vectors = retriever.encode([queries[i].question for i in dense_rows])
+    row = {i: n for n, i in enumerate(dense_rows)}
+    together = retriever.search_many(queries, vectors)
+    alone = [retriever.search_many([q], vectors[row[i]: row[i] + 1] if i in row else None)[0]
+             for i, q in enumerate(queries)]
+    assert together == alone
+    assert all(together) and any(len({h.passage.id for h in row} - odd) == 0 for row in together)
