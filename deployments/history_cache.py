@@ -51,9 +51,6 @@ class LRU(Generic[K, V]):
     def clear(self) -> None:
         self._items.clear()
 
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 class HistoryCache:
     def __init__(self, db: Database, max_users: int, max_titles: int):
