@@ -77,11 +77,17 @@ def ranking_prompts(settings: Settings, n: int, seed: int = 0) -> tuple[list[lis
     return prompts, verbalizer.label_ids[: settings.ranker_candidates]
 
 
-def engine_alone(settings: Settings, concurrency: list[int], per_level: int) -> dict:
+def engine_alone(settings: Settings, concurrency: list[int], per_level: int, adapter: Path | None = None,
+                 merged: bool = False) -> dict:
+    """`adapter`: rank through that LoRA adapter, or with `merged` through its merged copy (`<adapter>/merged`,
+    which the stack writes when it serves the ranker merged); neither: the base model."""
     from deployments.llm_engine import LLMEngine, cpu_threads_env
 
     prompts, labels = ranking_prompts(settings, 4 + per_level * len(concurrency))
-    engine = LLMEngine(settings, ray_metrics=False, lora=False)
+    if adapter is not None and merged:
+        settings = settings.model_copy(update={"llm_model": str(adapter / "merged")})
+    engine = LLMEngine(settings, ray_metrics=False, lora=adapter is not None and not merged)
+    lora = None
 
     async def level(batch: list[list[int]], clients: int) -> dict:
         queue, latencies = list(batch), []
@@ -90,7 +96,7 @@ def engine_alone(settings: Settings, concurrency: list[int], per_level: int) -> 
             while queue:
                 prompt = queue.pop()
                 started = time.monotonic()
-                await engine.label_logprobs(prompt, labels, None)
+                await engine.label_logprobs(prompt, labels, lora)
                 latencies.append(time.monotonic() - started)
 
         started = time.monotonic()
@@ -99,8 +105,12 @@ def engine_alone(settings: Settings, concurrency: list[int], per_level: int) -> 
                 "p50_ms": round(statistics.median(latencies) * 1000, 1)}
 
     async def run() -> dict:
+        nonlocal lora
+        if adapter is not None and not merged:
+            await engine.load_adapter("ranker", str(adapter))
+            lora = engine.adapters["ranker"]
         for prompt in prompts[:4]:  # warm-up
-            await engine.label_logprobs(prompt, labels, None)
+            await engine.label_logprobs(prompt, labels, lora)
         results = {}
         for i, clients in enumerate(concurrency):
             results[clients] = await level(prompts[4 + i * per_level: 4 + (i + 1) * per_level], clients)
@@ -147,6 +157,8 @@ def main() -> None:
     parser.add_argument("--tandem", default="http://127.0.0.1:8000")
     parser.add_argument("--metrics", default="http://127.0.0.1:8080/metrics")
     parser.add_argument("--skip-stack", action="store_true", help="only the products and the engine alone")
+    parser.add_argument("--adapter", type=Path, help="the engine alone ranks through this LoRA adapter folder")
+    parser.add_argument("--merged", action="store_true", help="with --adapter: through its merged copy instead")
     args = parser.parse_args()
     settings = Settings()
     from transformers import AutoConfig
@@ -166,7 +178,7 @@ def main() -> None:
             return None
         return round(2 * params * tokens * rankings_per_s / 1e12 / ceiling, 3)
 
-    alone = engine_alone(settings, args.concurrency, args.prompts)
+    alone = engine_alone(settings, args.concurrency, args.prompts, args.adapter, args.merged)
     for row in alone["levels"].values():
         row["fraction_of_ceiling"] = fraction(row["rankings_per_s"], alone["prompt_tokens"])
     print(json.dumps({"engine_alone": alone}), file=sys.stderr)
