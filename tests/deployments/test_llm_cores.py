@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
+from pydantic import ValidationError
 
 from deployments.engine_placement import cpu_threads_env
 from tandem.settings import Settings
@@ -54,3 +56,5 @@ def test_auto_and_explicit_core_lists() -> None:
     assert cpu_threads_env(Settings(llm_cpu_cores="0-3,6")) == {"VLLM_CPU_OMP_THREADS_BIND": "0-3,6",
                                                                "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
     assert cpu_threads_env(Settings(device="cuda")) == {}
+    with pytest.raises(ValidationError, match="llm_cpu_cores"):
+        Settings(llm_cpu_cores="both")
