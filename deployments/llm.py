@@ -45,7 +45,6 @@ log = logging.getLogger("tandem.llm")
 
 # Pipelines whose artifacts are LoRA adapters of the base LLM; each is served as `base:<pipeline>`.
 ADAPTER_PIPELINES = ["ranker", "qa", "books"]
-BASE = "base"  # the engine with the base weights and the LoRA adapters, in EngineTurns
 
 
 def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
@@ -56,7 +55,9 @@ def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
 class LLMServer:
     async def __init__(self, settings: Settings):
         started = time.monotonic()
-        self.engine = LLMEngine(settings)
+        # The engines of a replica (this one and merged copies of adapters) take turns on the cores.
+        self.turns = EngineTurns()
+        self.engine = LLMEngine(settings, turns=self.turns)
         self.model_name = self.engine.model_name
         # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
         self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
@@ -82,7 +83,6 @@ class LLMServer:
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
             tag_keys=("kind",),
         )
-        self.turns = EngineTurns()
         self.merged = MergedEngines(settings, self.turns)
         self.adapters = ActiveAdapters(
             Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self._load_adapter,
@@ -109,21 +109,19 @@ class LLMServer:
 
     async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
         started = time.monotonic()
-        async with self.turns.turn(BASE):
-            result = await self.engine.complete(request)
+        result = await self.engine.complete(request)
         self._record("completion", started, result)
         return result
 
     async def _counted(self, kind: str, chunks: AsyncIterator) -> AsyncIterator:
         started, outcome, first = time.monotonic(), "ok", True
-        async with self.turns.turn(BASE):
-            async for chunk in chunks:
-                if isinstance(chunk, ServiceError):
-                    outcome = "rejected"
-                elif first:
-                    self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
-                    first = False
-                yield chunk
+        async for chunk in chunks:
+            if isinstance(chunk, ServiceError):
+                outcome = "rejected"
+            elif first:
+                self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
+                first = False
+            yield chunk
         self.requests.inc(tags={"kind": kind, "outcome": outcome})
 
     async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
@@ -132,8 +130,7 @@ class LLMServer:
 
     async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
         started = time.monotonic()
-        async with self.turns.turn(BASE):
-            result = await self.engine.chat(request)
+        result = await self.engine.chat(request)
         self._record("chat", started, result)
         return result
 
@@ -156,8 +153,7 @@ class LLMServer:
             if merged is not None:
                 (logprobs, version), served_as = merged, "merged"
             else:
-                async with self.turns.turn(BASE):
-                    logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
+                logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
                 version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
                 served_as = "lora" if adapter else None
             result = RankResult(order=self.verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
@@ -174,15 +170,14 @@ class LLMServer:
             request.question, [Context(p.text, p.source) for p in request.passages])
         completion = None
         try:
-            async with self.turns.turn(BASE):
-                async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
-                    completion = c
-                    if delta:
-                        if not streamed:
-                            self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
-                            streamed = True
-                        yield QAGeneration(text=delta, model=model, adapter_version=version,
-                                           prompt_tokens=len(prompt), completion_tokens=0, passages_used=used)
+            async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
+                completion = c
+                if delta:
+                    if not streamed:
+                        self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
+                        streamed = True
+                    yield QAGeneration(text=delta, model=model, adapter_version=version, prompt_tokens=len(prompt),
+                                       completion_tokens=0, passages_used=used)
         except self.engine.client_errors as exc:
             error = ServiceError(status=400, param="question", message=str(exc))
             self.requests.inc(tags={"kind": "answer", "outcome": "rejected"})
@@ -214,8 +209,7 @@ class LLMServer:
         ids = [b.id for b in shown]
         schema = choice_schema(ids, min(request.n, len(ids)), self.books_reason_chars)
         try:
-            async with self.turns.turn(BASE):
-                text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
+            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
             picks = parse_choice(text, ids)
         except self.engine.client_errors as exc:
             result = ServiceError(status=502, type="llm_error", message=str(exc))
@@ -234,9 +228,7 @@ class LLMServer:
         prompt = self.engine.tokenizer.encode(self.book_prompter.judge(request.answers, request.reader, chosen),
                                               add_special_tokens=False)
         try:
-            async with self.turns.turn(BASE):
-                logprobs = await self.engine.label_logprobs(prompt, self.score_ids, None)
-            score, expected = judged_scores(logprobs)
+            score, expected = judged_scores(await self.engine.label_logprobs(prompt, self.score_ids, None))
         except self.engine.client_errors as exc:
             result = ServiceError(status=400, param="books", message=str(exc))
         else:

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from deployments.engine_placement import cpu_threads_env
+from deployments.engine_turns import EngineTurns
 from deployments.openai_protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -70,7 +71,9 @@ def engine_args(settings: Settings, lora: bool = True):
 
 
 class LLMEngine:
-    def __init__(self, settings: Settings, *, ray_metrics: bool = True, lora: bool = True):
+    def __init__(self, settings: Settings, *, ray_metrics: bool = True, lora: bool = True,
+                 turns: EngineTurns | None = None, turn: str = "base"):
+        """`turns`, shared by the engines of one process, lets one of them compute at a time; `turn` names this one."""
         from transformers import AutoTokenizer
         from vllm.exceptions import VLLMClientError
         from vllm.v1.engine.async_llm import AsyncLLM
@@ -90,6 +93,7 @@ class LLMEngine:
         os.environ.update(cpu_threads_env(settings))
         self.engine = AsyncLLM.from_engine_args(engine_args(settings, lora), stat_loggers=stat_loggers)
         self.adapters: dict[str, LoRARequest] = {}
+        self.turns, self.turn = turns or EngineTurns(), turn
         self._lora_ids = itertools.count(1)
 
     async def check_health(self) -> None:
@@ -149,8 +153,9 @@ class LLMEngine:
         )
 
     async def _generate(self, prompt, params: SamplingParams, lora: LoRARequest | None) -> AsyncIterator:
-        async for output in self.engine.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
-            yield output
+        async with self.turns.turn(self.turn):
+            async for output in self.engine.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
+                yield output
 
     async def _final(self, prompt, params: SamplingParams, lora: LoRARequest | None) -> Final:
         # With n > 1 an intermediate output may carry only some choices, so keep the latest of each.

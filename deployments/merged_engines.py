@@ -60,9 +60,8 @@ class MergedEngines:
             folder = await asyncio.to_thread(merged_copy, self.settings.llm_path, version.artifact_path,
                                              Path(version.artifact_path) / "merged")
             engine = await asyncio.to_thread(LLMEngine, self._engine_settings(folder, name), ray_metrics=False,
-                                             lora=False)
-            async with self.turns.turn(name):
-                await engine.warm_up()
+                                             lora=False, turns=self.turns, turn=name)
+            await engine.warm_up()
         except Exception as exc:  # the LoRA adapter keeps serving
             log.warning("merged engine failed", extra={"pipeline": name, "version": version.version,
                                                        "error": str(exc)})
@@ -92,8 +91,7 @@ class MergedEngines:
             return None
         merged.in_flight += 1
         try:
-            async with self.turns.turn(name):
-                return await merged.engine.label_logprobs(prompt_ids, label_ids, None), merged.version
+            return await merged.engine.label_logprobs(prompt_ids, label_ids, None), merged.version
         finally:
             merged.in_flight -= 1
 
