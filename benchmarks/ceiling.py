@@ -63,12 +63,15 @@ def parameters(folder: str) -> int:
     return count
 
 
-def ranking_prompts(settings: Settings, n: int, seed: int = 0) -> tuple[list[list[int]], list[int]]:
+def ranking_prompts(settings: Settings, n: int, seed: int = 0, adapter: Path | None = None,
+                    ) -> tuple[list[list[int]], list[int]]:
+    """Distinct ranking prompts of random MovieLens titles, in the prompt `adapter` was trained on."""
     from transformers import AutoTokenizer
 
-    from models.verbalizer.prompts import Verbalizer
+    from models.verbalizer.prompts import Verbalizer, adapter_config
 
-    verbalizer = Verbalizer(AutoTokenizer.from_pretrained(settings.llm_path), settings.verbalizer)
+    cfg = (adapter_config(adapter) if adapter else None) or settings.verbalizer
+    verbalizer = Verbalizer(AutoTokenizer.from_pretrained(settings.llm_path), cfg)
     with open(settings.data_dir / "ml-latest-small" / "movies.csv", encoding="utf-8") as f:
         titles = [row["title"] for row in csv.DictReader(f)]
     rng = random.Random(seed)
@@ -84,7 +87,7 @@ def engine_alone(settings: Settings, concurrency: list[int], per_level: int, ada
     from deployments.engine_placement import cpu_threads_env
     from deployments.llm_engine import LLMEngine
 
-    prompts, labels = ranking_prompts(settings, 4 + per_level * len(concurrency))
+    prompts, labels = ranking_prompts(settings, 4 + per_level * len(concurrency), adapter=adapter)
     if adapter is not None and merged:
         settings = settings.model_copy(update={"llm_model": str(adapter / "merged")})
     engine = LLMEngine(settings, ray_metrics=False, lora=adapter is not None and not merged)

@@ -28,7 +28,7 @@ from models.dpr.retriever import Passage, Retriever
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
 from models.qa.prompts import Context, QAPrompter
-from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.jobs.retrieval import INDEX, fusion_options, load_dense
 from tandem.settings import Settings
@@ -67,7 +67,8 @@ def build_app(settings: Settings, url: str) -> Flask:
         for name in rest:
             model.load_adapter(adapters[name], adapter_name=name)
     recommender = Recommender(Checkpoint.load(Path(versions["lrurec"].artifact_path)))
-    verbalizer = Verbalizer(tokenizer, settings.verbalizer)
+    ranker = adapters.get("ranker")
+    verbalizer = Verbalizer(tokenizer, (adapter_config(ranker) if ranker else None) or settings.verbalizer)
     retriever = Retriever([], load_dense(Path(versions[INDEX].artifact_path)),
                           **fusion_options(settings)).with_collection(collection)
     prompter = QAPrompter(tokenizer, settings.qa_max_context_tokens)

@@ -21,7 +21,7 @@ from db import registry
 from db.server import database_url
 from deployments.llm_engine import LLMEngine
 from models.lora import merged_copy
-from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.prompts import Verbalizer, adapter_config
 from tandem.settings import Settings
 
 
@@ -56,7 +56,7 @@ async def main(rounds: int) -> dict:
     titles = [f"Movie number {i} (19{70 + i})" for i in range(30)]
     results = {}
     engine = LLMEngine(settings, ray_metrics=False)
-    verbalizer = Verbalizer(engine.tokenizer, settings.verbalizer)
+    verbalizer = Verbalizer(engine.tokenizer, adapter_config(adapter) or settings.verbalizer)
     prompt, labels = verbalizer.prompt_ids(titles[:10], titles[10:]), verbalizer.label_ids[:20]
     await engine.load_adapter("ranker", adapter)
     results["lora"] = await timings(engine, prompt, labels, engine.adapters["ranker"], rounds)

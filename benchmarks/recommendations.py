@@ -30,7 +30,7 @@ import httpx
 import torch
 from closed_loop import measure
 
-from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
 
@@ -46,7 +46,7 @@ class OneAtATime:
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
         model = AutoModelForCausalLM.from_pretrained(settings.llm_path, dtype=torch.bfloat16)
         self.model = PeftModel.from_pretrained(model, adapter).eval()
-        self.verbalizer = Verbalizer(self.tokenizer, settings.verbalizer)
+        self.verbalizer = Verbalizer(self.tokenizer, adapter_config(adapter) or settings.verbalizer)
         self.lock = threading.Lock()
 
     def _rank(self, history: list[str], candidates: list[str]) -> list[int]:

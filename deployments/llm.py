@@ -38,7 +38,7 @@ from deployments.telemetry import LATENCY_BOUNDARIES
 from models.books.catalogue import CatalogueBook
 from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
 from models.qa.prompts import Context, QAPrompter
-from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.prompts import Verbalizer, adapter_config
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")
@@ -61,6 +61,8 @@ class LLMServer:
         self.model_name = self.engine.model_name
         # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
         self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
+        # A ranker adapter is served with the prompt it was trained on, whatever the settings say today.
+        self.verbalizers: dict[str, Verbalizer] = {}
         self.qa_prompter = QAPrompter(self.engine.tokenizer, settings.qa_max_context_tokens)
         self.book_prompter = BookPrompter(self.engine.tokenizer, settings.books_max_prompt_tokens,
                                           settings.books_intro_chars)
@@ -92,6 +94,10 @@ class LLMServer:
 
     async def _load_adapter(self, version: ModelVersion) -> None:
         await self.engine.load_adapter(version.pipeline, version.artifact_path)
+        if (cfg := adapter_config(version.artifact_path)) is not None:
+            self.verbalizers[version.pipeline] = Verbalizer(self.engine.tokenizer, cfg)
+        else:
+            self.verbalizers.pop(version.pipeline, None)
         self.merged.activated(version)
 
     def _record(self, kind: str, started: float, result) -> None:
@@ -143,12 +149,13 @@ class LLMServer:
         started = time.monotonic()
         adapter = request.adapter if request.adapter in self.engine.adapters else None
         lora = self.engine.adapters.get(adapter) if adapter else None
+        verbalizer = self.verbalizers.get(adapter, self.verbalizer)
         try:
-            prompt = self.verbalizer.prompt_ids(request.history, request.candidates, request.profile)
+            prompt = verbalizer.prompt_ids(request.history, request.candidates, request.profile)
         except ValueError as exc:
             result = ServiceError(status=422, param="candidates", message=str(exc))
         else:
-            label_ids = self.verbalizer.label_ids[: len(request.candidates)]
+            label_ids = verbalizer.label_ids[: len(request.candidates)]
             merged = await self.merged.label_logprobs(adapter, prompt, label_ids) if adapter else None
             if merged is not None:
                 (logprobs, version), served_as = merged, "merged"
@@ -156,7 +163,7 @@ class LLMServer:
                 logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
                 version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
                 served_as = "lora" if adapter else None
-            result = RankResult(order=self.verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
+            result = RankResult(order=verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
                                 adapter_version=version, adapter_served_as=served_as, prompt_tokens=len(prompt))
         self._record("rank", started, result)
         return result

@@ -85,15 +85,15 @@ async def recommend(
     if isinstance(ranked, RankResult):
         items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=ranked.logprobs[i],
                                 lrurec_rank=i) for i in ranked.order]
-        adapter, served_as = ranked.adapter, ranked.adapter_served_as
+        adapter, served_as, prompt_tokens = ranked.adapter, ranked.adapter_served_as, ranked.prompt_tokens
         versions = {"lrurec": found.model_version, "ranker": ranked.adapter_version}
     else:
         metrics.fallback(PIPELINE, "ranking")
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
                  for i, c in enumerate(pool)]
-        adapter, served_as, versions = None, None, {"lrurec": found.model_version}
+        adapter, served_as, prompt_tokens, versions = None, None, None, {"lrurec": found.model_version}
     return RecommendationResponse(
         user_id=request.user_id, ordered_by="lrurec" if reason else "llm", fallback=reason is not None,
         fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter, adapter_served_as=served_as,
-        model_versions=versions, items=items[: request.k],
+        prompt_tokens=prompt_tokens, model_versions=versions, items=items[: request.k],
     )

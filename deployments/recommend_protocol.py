@@ -50,5 +50,7 @@ class RecommendationResponse(BaseModel):
     adapter_served_as: Literal["lora", "merged"] | None = Field(
         default=None, description="`merged`: the adapter's weights merged into a copy of the base (see "
         "TANDEM_LLM_MERGED_ADAPTERS); `lora`: applied by the engine's LoRA path.")
+    prompt_tokens: int | None = Field(default=None, description="Tokens of the ranking prompt: the LLM stage's "
+                                      "cost (None when LRURec's order is returned).")
     model_versions: dict[str, str | None]
     items: list[Recommendation]

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     verbalizer_template: Literal["llamarec", "gemmarec"] = Field(
         default="llamarec", description="LlamaRec's prompt, or GemmaRecAPI's with the survey profile and comments."
     )
+    # `compact` by measurement (docs/benchmarks.md); the model's own default stays LlamaRec's, which is what an
+    # adapter saved before layouts existed was trained on.
+    verbalizer_layout: Literal["llamarec", "compact"] = Field(
+        default="compact", description="How items are written in the prompt of a ranker trained from now on; "
+        "each adapter is served with the layout it was trained on.",
+    )
     verbalizer_max_history: int = Field(default=10, ge=1, description="History items in the prompt.")
     verbalizer_max_title_tokens: int = Field(default=24, ge=1)
     verbalizer_max_prompt_tokens: int = Field(default=1024, ge=64)
@@ -246,7 +252,7 @@ class Settings(BaseSettings):
     @property
     def verbalizer(self) -> VerbalizerConfig:
         return VerbalizerConfig(
-            template=self.verbalizer_template, max_history=self.verbalizer_max_history,
+            template=self.verbalizer_template, layout=self.verbalizer_layout, max_history=self.verbalizer_max_history,
             max_title_tokens=self.verbalizer_max_title_tokens, max_prompt_tokens=self.verbalizer_max_prompt_tokens,
             num_candidates=self.ranker_candidates,
         )

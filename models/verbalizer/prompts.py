@@ -8,7 +8,10 @@ serving see exactly the same tokens.
 
 from __future__ import annotations
 
+import json
+import re
 import string
+from pathlib import Path
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -26,6 +29,28 @@ INPUTS = {
 }
 
 
+
+class Layout(BaseModel):
+    """How the history and the candidates are written: the tokens a ranking spends on more than titles."""
+
+    history_item: str
+    candidate_item: str
+    separator: str
+    short_years: bool = Field(description="A title's trailing '(1995)' written as \"'95\": 3 tokens instead of 6 "
+                                          "where digits are single tokens (SmolLM2, Gemma).")
+
+
+# LlamaRec's own layout, and the same content in fewer tokens: one-token separators, no history numbers,
+# two-digit years (measured in docs/benchmarks.md: 504 -> ~340 tokens per ranking prompt with SmolLM2).
+LAYOUTS = {
+    "llamarec": Layout(history_item="({n}) {title}", candidate_item="({label}) {title}", separator=" \n ",
+                       short_years=False),
+    # Every compact item starts a line: a label after a space would be another token than the one read.
+    "compact": Layout(history_item="\n{title}", candidate_item="\n{label} {title}", separator="", short_years=True),
+}
+YEAR = re.compile(r"\s*\((\d\d)(\d\d)\)$")
+
+
 class Tokenizer(Protocol):
     eos_token_id: int | None
 
@@ -36,6 +61,7 @@ class Tokenizer(Protocol):
 
 class VerbalizerConfig(BaseModel):
     template: Literal["llamarec", "gemmarec"] = Field(default="llamarec", description="Which input template.")
+    layout: Literal["llamarec", "compact"] = Field(default="llamarec", description="How items are written.")
     max_history: int = Field(default=10, ge=1, description="The last N history items go into the prompt.")
     max_title_tokens: int = Field(default=24, ge=1, description="Each title is cut to this many tokens.")
     max_prompt_tokens: int = Field(default=1024, ge=64, description="The whole prompt, left-truncated.")
@@ -77,6 +103,8 @@ class Verbalizer:
         return ids
 
     def _title(self, title: str) -> str:
+        if LAYOUTS[self.cfg.layout].short_years:
+            title = YEAR.sub(r" '\2", title)
         ids = self.tokenizer.encode(title, add_special_tokens=False)[: self.cfg.max_title_tokens]
         return self.tokenizer.decode(ids).strip()
 
@@ -86,9 +114,12 @@ class Verbalizer:
         recent = history[-self.cfg.max_history:]
         labels = self.cfg.labels[: len(candidates)]
         profile = profile or Profile()
+        layout = LAYOUTS[self.cfg.layout]
         body = INPUTS[self.cfg.template].format(
-            history=" \n ".join(f"({i}) {self._title(t)}" for i, t in enumerate(recent, start=1)),
-            candidates=" \n ".join(f"({a}) {self._title(t)}" for a, t in zip(labels, candidates, strict=True)),
+            history=layout.separator.join(layout.history_item.format(n=n, title=self._title(t))
+                                          for n, t in enumerate(recent, start=1)),
+            candidates=layout.separator.join(layout.candidate_item.format(label=a, title=self._title(t))
+                                             for a, t in zip(labels, candidates, strict=True)),
             profile=", ".join(f"{k}: {v}" for k, v in profile.attributes.items()) or "none",
             comments=" / ".join(profile.comments[-self.cfg.max_history:]) or "none",
         )
@@ -110,3 +141,13 @@ class Verbalizer:
     def order(self, logprobs: list[float]) -> list[int]:
         """Candidate positions, best first, from the log-probabilities of their labels (ties keep LRURec's order)."""
         return sorted(range(len(logprobs)), key=lambda i: -logprobs[i])
+
+
+def adapter_config(adapter_dir: str | Path) -> VerbalizerConfig | None:
+    """The prompt an adapter was trained on (saved beside it by `train_ranker`), or None for an adapter trained
+    elsewhere: a ranker must be served with its own prompt."""
+    metrics = Path(adapter_dir) / "metrics.json"
+    if not metrics.is_file():
+        return None
+    saved = json.loads(metrics.read_text()).get("verbalizer")
+    return VerbalizerConfig.model_validate(saved) if saved else None

@@ -21,11 +21,11 @@ class RankerTrainConfig(LoRATrainConfig):
     eval_batch_size: int = 8
 
 
-def evaluate_ranker(
+def ranker_orders(
     model, verbalizer: Verbalizer, cases: list[EvalCase], titles: dict[int, str], pad_id: int, batch_size: int,
     progress: bool = False,
-) -> dict:
-    """Test metrics of LRURec's own order and of the ranker's order over the same candidates."""
+) -> list[list[int]]:
+    """The ranker's order of each case's candidates (empty for a case without candidates)."""
     model.eval()
     orders: dict[int, list[int]] = {}
     scorable = [i for i, c in enumerate(cases) if c.candidates]
@@ -36,8 +36,16 @@ def evaluate_ranker(
         width = max(len(cases[i].candidates) for i in batch)
         scores = label_logprobs(model, prompts, verbalizer.label_ids[:width], pad_id)
         orders |= {i: verbalizer.order(lp[: len(cases[i].candidates)]) for i, lp in zip(batch, scores, strict=True)}
+    return [orders.get(i, []) for i in range(len(cases))]
+
+
+def evaluate_ranker(
+    model, verbalizer: Verbalizer, cases: list[EvalCase], titles: dict[int, str], pad_id: int, batch_size: int,
+    progress: bool = False,
+) -> dict:
+    """Test metrics of LRURec's own order and of the ranker's order over the same candidates."""
+    ranked = ranker_orders(model, verbalizer, cases, titles, pad_id, batch_size, progress)
     identity = [list(range(len(c.candidates))) for c in cases]
-    ranked = [orders.get(i, []) for i in range(len(cases))]
     return {"lrurec": candidate_metrics(cases, identity), "ranker": candidate_metrics(cases, ranked),
             "users": len(cases)}
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import torch
 
-from models.verbalizer.prompts import Verbalizer
+from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
 from tests.conftest import deploy_ingress, wait_for_run
@@ -76,7 +76,7 @@ def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["ordered_by"], body["fallback"], body["adapter"]) == ("llm", False, "ranker"), body
-    assert body["model_versions"]["ranker"] is not None
+    assert body["model_versions"]["ranker"] is not None and body["prompt_tokens"] > 0
     found = http.post("/v1/candidates", json={"user_id": "1", "k": settings.ranker_candidates,
                                               "include_history": settings.verbalizer_max_history}).json()
     pool = [c["item_id"] for c in found["candidates"]]
@@ -94,8 +94,9 @@ def assert_peft_ranking(body: dict, found: dict, settings: Settings, pg_url: str
 
     tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
     model = AutoModelForCausalLM.from_pretrained(settings.llm_path, dtype=torch.float32)
-    model = PeftModel.from_pretrained(model, active_artifact(pg_url, "ranker")).eval()
-    verbalizer = Verbalizer(tokenizer, settings.verbalizer)
+    adapter = active_artifact(pg_url, "ranker")
+    model = PeftModel.from_pretrained(model, adapter).eval()
+    verbalizer = Verbalizer(tokenizer, adapter_config(adapter) or settings.verbalizer)
     prompt = verbalizer.prompt_ids([h["title"] for h in found["history"]], [c["title"] for c in found["candidates"]])
     (expected,) = label_logprobs(model, [prompt], verbalizer.label_ids, tokenizer.eos_token_id)
     served = {i["lrurec_rank"]: i["score"] for i in body["items"]}
@@ -220,8 +221,9 @@ def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
 
 
 def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
-    http: httpx.Client, ranker_run: dict, pg_url: str, tmp_path
+    http: httpx.Client, ranker_run: dict, pg_url: str, settings: Settings, tmp_path
 ) -> None:
+    """The new version was trained on the other prompt layout: from the swap on it is served with its own."""
     import shutil
     import threading
     from pathlib import Path
@@ -230,6 +232,11 @@ def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
 
     copy = tmp_path / "ranker-copy"
     shutil.copytree(active_artifact(pg_url, "ranker"), copy)
+    metrics = json.loads((copy / "metrics.json").read_text())
+    layout = {"llamarec": "compact", "compact": "llamarec"}[metrics["verbalizer"]["layout"]]
+    metrics["verbalizer"]["layout"] = layout
+    (copy / "metrics.json").write_text(json.dumps(metrics))
+    before = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
     version = f"copy-{uuid.uuid4().hex[:8]}"
     outcomes: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -264,5 +271,10 @@ def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
         for t in threads:
             t.join()
     assert outcomes and set(outcomes) == {(200, "llm")}, set(outcomes)
-    served = http.post("/v1/recommendations", json={"user_id": "2", "k": 3}).json()
+    served = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
     assert served["model_versions"]["ranker"] == version
+    shorter = served["prompt_tokens"] / before["prompt_tokens"]
+    assert shorter < 0.85 if layout == "compact" else shorter > 1.15, (layout, served, before)
+    found = http.post("/v1/candidates", json={"user_id": "1", "k": settings.ranker_candidates,
+                                              "include_history": settings.verbalizer_max_history}).json()
+    assert_peft_ranking(served, found, settings, pg_url)

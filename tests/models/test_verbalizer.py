@@ -7,7 +7,7 @@ from transformers import AutoTokenizer
 
 from models.lrurec.data import Sequences
 from models.verbalizer.data import training_examples
-from models.verbalizer.prompts import LabelError, Profile, Verbalizer, VerbalizerConfig
+from models.verbalizer.prompts import LabelError, Profile, Verbalizer, VerbalizerConfig, adapter_config
 from models.verbalizer.scoring import candidate_metrics
 from tandem.settings import Settings
 
@@ -25,6 +25,30 @@ def test_prompt_is_llamarec_alpaca_with_letters(tokenizer) -> None:
     assert "Old (1990)" not in text  # only the last two history items
     assert "Candidate pool: (A) Alien (1979) \n (B) Casino (1995)" in text
     assert text.endswith("### Response:\n")
+
+
+def test_compact_layout_writes_the_same_items_in_fewer_tokens(tokenizer) -> None:
+    history = ["Old (1990)", "Toy Story (1995)", "Heat (1995)", "Se7en (a.k.a. Seven) (1995)"]
+    candidates = ["Alien (1979)", "Casino (1995)", "2001: A Space Odyssey (1968)", "Untitled"]
+    compact = Verbalizer(tokenizer, VerbalizerConfig(layout="compact"))
+    text = compact.text(history, candidates)
+    assert "User history: \nOld '90\nToy Story '95\nHeat '95\nSe7en (a.k.a. Seven) '95;" in text
+    assert "Candidate pool: \nA Alien '79\nB Casino '95\nC 2001: A Space Odyssey '68\nD Untitled\n" in text
+    # Each label is the same single token as the one the ranking is read from.
+    ids = compact.prompt_ids(history, candidates)
+    assert all(ids.count(label) == 1 for label in compact.label_ids[:4])
+    assert len(ids) < 0.8 * len(Verbalizer(tokenizer).prompt_ids(history, candidates))
+
+
+def test_an_adapter_is_served_with_the_prompt_it_was_trained_on(tmp_path) -> None:
+    import json
+
+    assert adapter_config(tmp_path) is None  # trained elsewhere: the settings' prompt
+    saved = VerbalizerConfig(layout="compact", max_history=7)
+    (tmp_path / "metrics.json").write_text(json.dumps({"verbalizer": saved.model_dump()}))
+    assert adapter_config(tmp_path) == saved
+    (tmp_path / "metrics.json").write_text(json.dumps({"verbalizer": {"template": "llamarec", "max_history": 10}}))
+    assert adapter_config(tmp_path).layout == "llamarec"  # saved before layouts existed
 
 
 def test_labels_are_single_distinct_tokens(tokenizer) -> None:
