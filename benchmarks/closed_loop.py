@@ -61,11 +61,15 @@ def deployments(variants: dict[str, tuple]) -> Iterator[dict]:
     import ray
     from ray import serve
 
+    from tandem.logs import serve_logging
+
     ray.init(include_dashboard=False, log_to_driver=False, logging_level="WARNING")
     try:
         # No CPU reservation: the variants share the machine's cores in turn, and more of them than cores would
         # otherwise wait for room.
-        yield {name: serve.run(deployment.options(name=name.capitalize(), ray_actor_options={"num_cpus": 0})
+        # Logging as the stack configures it (no access log line per request below DEBUG).
+        yield {name: serve.run(deployment.options(name=name.capitalize(), ray_actor_options={"num_cpus": 0},
+                                                  logging_config=serve_logging(settings))
                                .bind(settings), name=f"bench-{name}", route_prefix=None)
                for name, (deployment, settings) in variants.items()}
     finally:

@@ -12,11 +12,8 @@ from deployments.keywords import KeywordServer
 from deployments.llm import LLMServer
 from deployments.retriever import RetrieverServer
 from deployments.trainer import Trainer
+from tandem.logs import serve_logging
 from tandem.settings import Settings
-
-
-def logging_config(settings: Settings) -> dict[str, Any]:
-    return {"encoding": "JSON", "log_level": settings.log_level, "enable_access_log": settings.log_level == "DEBUG"}
 
 
 def build_llm(settings: Settings) -> Application:
@@ -26,7 +23,7 @@ def build_llm(settings: Settings) -> Application:
     return LLMServer.options(
         **settings.replicas("llm"),
         ray_actor_options=actor_options,
-        logging_config=logging_config(settings),
+        logging_config=serve_logging(settings),
     ).bind(settings)
 
 
@@ -39,7 +36,7 @@ def build_model_server(settings: Settings, deployment, name: str) -> Application
     return deployment.options(
         **settings.replicas(name),
         ray_actor_options=actor_options,
-        logging_config=logging_config(settings),
+        logging_config=serve_logging(settings),
     ).bind(settings)
 
 
@@ -56,7 +53,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         )
     return Ingress.options(
         **settings.replicas("ingress"),
-        logging_config=logging_config(settings),
+        logging_config=serve_logging(settings),
     ).bind(settings, build_llm(settings), build_model_server(settings, CandidateServer, "candidates"),
            Trainer.bind(settings), build_model_server(settings, RetrieverServer, "retriever"),
            build_model_server(settings, KeywordServer, "keywords"))

@@ -7,6 +7,10 @@ import logging
 import os
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tandem.settings import Settings
 
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -24,6 +28,12 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def serve_logging(settings: Settings) -> dict:
+    """A Serve deployment's `logging_config`: JSON lines at the settings' level, one access line per request only
+    at DEBUG."""
+    return {"encoding": "JSON", "log_level": settings.log_level, "enable_access_log": settings.log_level == "DEBUG"}
 
 
 def configure_logging(level: str = "WARNING") -> None:

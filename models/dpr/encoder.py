@@ -93,11 +93,14 @@ class DualEncoder(nn.Module):
     def _encode(self, embed, texts: list[str], batch_size: int, progress: bool = False) -> np.ndarray:
         from tqdm.auto import tqdm
 
+        # Switching modes walks every module: a served encoder, already in eval mode, is not switched per batch.
         was_training = self.training
-        self.eval()
+        if was_training:
+            self.eval()
         parts = [np.zeros((0, self.dim), dtype=np.float32)]
         starts = range(0, len(texts), batch_size)
         for start in tqdm(starts, desc="encode passages", unit="batch", disable=not progress or len(starts) < 2):
             parts.append(embed(texts[start : start + batch_size]).float().cpu().numpy())
-        self.train(was_training)
+        if was_training:
+            self.train()
         return np.concatenate(parts)
