@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from tandem.loadtest import Step, load, summary, workloads
+from ops.loadtest import Step, load, summary, workloads
 from tandem.settings import Settings
 
 HERE = Path(__file__).resolve().parent

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from tandem.loadtest import Step, load, scrape, summary, total, workloads
+from ops.loadtest import Step, load, scrape, summary, total, workloads
 from tandem.settings import Settings
 
 

@@ -24,14 +24,14 @@ from db import registry
 from db.interactions import user_history
 from db.passages import passages
 from db.server import database_url
-from models.dpr.retriever import Passage, Retriever
+from models.dpr.retriever import Passage, Retriever, load_dense
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
 from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
-from tandem.jobs.retrieval import INDEX, fusion_options, load_dense
 from tandem.settings import Settings
+from training.retrieval import INDEX
 
 
 async def _load_state(url: str) -> tuple[dict, dict[str, str], list[Passage]]:
@@ -70,7 +70,7 @@ def build_app(settings: Settings, url: str) -> Flask:
     ranker = adapters.get("ranker")
     verbalizer = Verbalizer(tokenizer, (adapter_config(ranker) if ranker else None) or settings.verbalizer)
     retriever = Retriever([], load_dense(Path(versions[INDEX].artifact_path)),
-                          **fusion_options(settings)).with_collection(collection)
+                          **settings.retriever_fusion).with_collection(collection)
     prompter = QAPrompter(tokenizer, settings.qa_max_context_tokens)
     app = Flask("tandem-baseline")
 

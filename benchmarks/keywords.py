@@ -23,8 +23,8 @@ from db.server import database_url
 from deployments.keywords import KeywordServer
 from deployments.keywords_protocol import KeywordsRequest
 from deployments.service_error import ServiceError
-from tandem.jobs.keywords import SILVER, read_pairs
 from tandem.settings import Settings
+from training.keywords import SILVER, read_pairs
 
 
 def keywords_call(handle):

@@ -23,8 +23,8 @@ from models.lrurec.data import build_sequences
 from models.lrurec.evaluate import evaluate
 from models.lrurec.model import LRURec, LRURecConfig
 from models.lrurec.train import TrainConfig, epoch_windows, seed_everything, train_epoch
-from tandem.jobs.lrurec import events_from_csv
 from tandem.settings import Settings
+from training.lrurec import events_from_csv
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from db.files.ratings_csv import read_items
 from models.lora import pad_id_of
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import build_sequences
@@ -26,10 +27,9 @@ from models.verbalizer.data import evaluation_cases
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import candidate_metrics
 from models.verbalizer.train import ranker_orders
-from tandem.jobs.lrurec import events_from_csv
-from tandem.jobs.ranker import lrurec_candidates
-from tandem.ratings_csv import read_items
 from tandem.settings import Settings
+from training.lrurec import events_from_csv
+from training.ranker import lrurec_candidates
 
 
 def per_user_ndcg(cases, orders) -> list[float]:

@@ -24,8 +24,8 @@ from db.server import database_url
 from deployments.retriever import RetrieverServer, Search
 from deployments.retriever_protocol import RetrieveRequest
 from deployments.service_error import ServiceError
-from tandem.jobs.retrieval import read_collection
 from tandem.settings import Settings
+from training.retrieval import read_collection
 
 
 class QuestionByQuestion(RetrieverServer.func_or_class):

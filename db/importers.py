@@ -12,12 +12,12 @@ from rich.progress import Progress
 
 from db.books import upsert_books
 from db.documents import upsert_documents
+from db.files.books_csv import read_books
+from db.files.ratings_csv import read_items, read_ratings
 from db.interactions import copy_interactions, upsert_items
 from db.passages import insert_qa_pairs
 from db.records import DocumentIn, ItemIn, UserIn
 from db.users import upsert_users
-from tandem.books_csv import read_books
-from tandem.ratings_csv import read_items, read_ratings
 
 CHUNK = 10_000
 
@@ -109,7 +109,7 @@ class BooksReport:
 
 
 async def import_books(conn: asyncpg.Connection, path: Path) -> BooksReport:
-    """The Aladin catalogue CSV, cleaned (`tandem.books_csv`), upserted by ISBN in one transaction."""
+    """The Aladin catalogue CSV, cleaned (`db.files.books_csv`), upserted by ISBN in one transaction."""
     books, repeated = read_books(path)
     with Progress() as progress:
         task = progress.add_task("books", total=len(books))

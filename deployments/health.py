@@ -17,6 +17,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ServeStatus
 
+from tandem.pipelines import PIPELINES, Pipeline
+
 log = logging.getLogger("tandem.health")
 
 REFRESH_S = 2.0
@@ -80,32 +82,8 @@ def needs(*deployments: str):
     return Depends(check)
 
 
-# What readiness checks: the database and the deployments.
-PARTS = ("database", "llm", "candidates", "retriever", "keywords", "trainer")
-
-
-class Pipeline(BaseModel):
-    """What a pipeline cannot answer without, and what it answers without (flagged) when it is down."""
-
-    requires: tuple[str, ...]
-    degrades_without: tuple[str, ...] = ()
-
-    def parts(self) -> set[str]:
-        return {*self.requires, *self.degrades_without}
-
-
-# Keyed by the FastAPI tag of the pipeline's routes.
-PIPELINES: dict[str, Pipeline] = {
-    "recommendation": Pipeline(requires=("database", "candidates"), degrades_without=("llm",)),
-    "candidates": Pipeline(requires=("database", "candidates")),
-    "qa": Pipeline(requires=("retriever", "llm")),
-    "retrieval": Pipeline(requires=("retriever",), degrades_without=("keywords",)),
-    "keywords": Pipeline(requires=("keywords",)),
-    "books": Pipeline(requires=("database", "retriever"), degrades_without=("llm",)),
-    "llm": Pipeline(requires=("llm",)),
-    "training": Pipeline(requires=("database", "trainer")),
-    "ingestion": Pipeline(requires=("database",)),
-}
+# What readiness checks: the database and the deployments the pipelines need.
+PARTS = tuple(sorted({part for p in PIPELINES.values() for part in p.parts()}))
 
 
 class PipelineReadiness(BaseModel):

@@ -30,7 +30,6 @@ from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
 from deployments.health import (
     PARTS,
-    PIPELINES,
     DeploymentDown,
     DeploymentStates,
     PipelineReadiness,
@@ -41,7 +40,6 @@ from deployments.health import (
 from deployments.http_errors import BodySizeLimit, error_response, install_error_handlers
 from deployments.ingestion import router as ingestion_router
 from deployments.keywords_protocol import KeywordsRequest, KeywordsResponse
-from deployments.llm import ADAPTER_PIPELINES
 from deployments.openai_protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
@@ -57,6 +55,7 @@ from deployments.service_error import ServiceError
 from deployments.telemetry import PipelineTelemetry
 from deployments.trainer import TrainAccepted, TrainRequest
 from models.books.questions import QUESTIONS
+from tandem.pipelines import ADAPTERS, PIPELINES
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.ingress")
@@ -182,7 +181,7 @@ class Ingress:
     async def _readiness(self) -> Readiness:
         checks, answers = await self._checks(set(PARTS))
         status = answers["retriever"]
-        models = {name: (answers["llm"] or {}).get(name) for name in ADAPTER_PIPELINES}
+        models = {name: (answers["llm"] or {}).get(name) for name in ADAPTERS}
         # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
         models |= {"lrurec": answers["candidates"], "kobart": answers["keywords"],
                    "index": status.pop("index") if status else None}

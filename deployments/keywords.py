@@ -15,8 +15,9 @@ from deployments.model_watch import ActiveModel, ServesActiveModel
 from deployments.service_error import ServiceError
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
-from tandem.jobs.keywords import PIPELINE, generation_config
 from tandem.settings import Settings
+
+PIPELINE = "kobart"
 
 
 @serve.deployment(name="Keywords", max_ongoing_requests=128)
@@ -24,7 +25,7 @@ class KeywordServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
         from transformers import AutoTokenizer
 
-        generation, device = generation_config(settings), settings.model_device("keywords")
+        generation, device = settings.keywords_generation, settings.model_device("keywords")
         self.max_input_tokens = generation.max_input_tokens
         # The base tokenizer measures inputs for the analyser too, so the length limit does not depend on
         # whether a model is trained yet.

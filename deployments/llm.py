@@ -39,12 +39,10 @@ from models.books.catalogue import CatalogueBook
 from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
 from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer, adapter_config
+from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")
-
-# Pipelines whose artifacts are LoRA adapters of the base LLM; each is served as `base:<pipeline>`.
-ADAPTER_PIPELINES = ["ranker", "qa", "books"]
 
 
 def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
@@ -87,7 +85,7 @@ class LLMServer:
         )
         self.merged = MergedEngines(settings, self.turns)
         self.adapters = ActiveAdapters(
-            Database(settings.database_url, min_size=1, max_size=2), ADAPTER_PIPELINES, self._load_adapter,
+            Database(settings.database_url, min_size=1, max_size=2), ADAPTERS, self._load_adapter,
             settings.model_poll_s,
         )
         await self.adapters.start()

@@ -33,11 +33,11 @@ from deployments.service_error import ServiceError
 from deployments.telemetry import served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig
-from models.dpr.retriever import DenseSide, Hit, Passage, Query, Retriever, build_dense
-from tandem.jobs.retrieval import INDEX, fusion_options, load_dense
+from models.dpr.retriever import DenseSide, Hit, Passage, Query, Retriever, build_dense, load_dense
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.retriever")
+INDEX = "index"  # the model whose active version is served
 
 
 class LiveCollection(VersionWatch):
@@ -51,7 +51,7 @@ class LiveCollection(VersionWatch):
     def __init__(self, db: Database, settings: Settings):
         super().__init__(db, [INDEX], settings.model_poll_s, channels=(self.channel,))
         self.settings = settings
-        self.fusion = fusion_options(settings)
+        self.fusion = settings.retriever_fusion
         self.current: Retriever | None = None
         self.index_version: registry.ModelVersion | None = None
         self.stamps: dict[int, object] = {}

@@ -17,12 +17,13 @@ from ray import serve
 from db import registry
 from db.pool import Database
 from deployments.service_error import ServiceError
-from tandem.jobs.pipelines import TrainOptions, plan, train_pipelines
+from tandem.pipelines import TRAINABLE
 from tandem.settings import Settings
+from training.pipelines import TrainOptions, plan, train_pipelines
 
 
 class TrainRequest(TrainOptions):
-    pipeline: Literal["lrurec", "ranker", "all", "dpr", "qa", "kobart"] = Field(
+    pipeline: Literal[("all", *TRAINABLE)] = Field(
         description="`all`: LRURec, then the ranker on it; `dpr`: the retrieval encoders and their index; "
                     "`qa`: the LLM's qa adapter; `kobart`: the keyword model."
     )

@@ -258,6 +258,26 @@ class Settings(BaseSettings):
         )
 
     @property
+    def retriever_fusion(self) -> dict:
+        """How a `Retriever` fuses dense and sparse rankings: its keyword arguments."""
+        return {"rrf_k": self.rrf_k, "dense_weight": self.hybrid_dense_weight, "fusion": self.hybrid_fusion}
+
+    @property
+    def index_config(self):
+        from models.dpr.dense_index import IndexConfig  # FAISS: loaded only where an index is built
+
+        return IndexConfig(kind=self.index_kind, hnsw_m=self.index_hnsw_m, ivf_lists=self.index_ivf_lists,
+                           pq_subquantizers=self.index_pq_subquantizers, ivf_probe=self.index_ivf_probe,
+                           hnsw_ef_search=self.index_hnsw_ef_search)
+
+    @property
+    def keywords_generation(self):
+        from models.kobart.model import GenerationConfig
+
+        return GenerationConfig(num_beams=self.keywords_num_beams, max_new_tokens=self.keywords_max_new_tokens,
+                                max_input_tokens=self.keywords_max_input_tokens)
+
+    @property
     def merged_adapters(self) -> list[str]:
         if self.llm_merged_adapters is not None:
             return self.llm_merged_adapters

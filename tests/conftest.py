@@ -13,9 +13,9 @@ import pytest
 
 from db.server import database_url
 from models.lrurec.train import TrainConfig
-from tandem.assets import build_assets
-from tandem.jobs.lrurec import TrainRequest, run_training
+from ops.assets import build_assets
 from tandem.settings import Settings
+from training.lrurec import TrainRequest, run_training
 
 SERVE_START_TIMEOUT_S = 600
 # A few epochs of a small LRURec: enough to beat popularity on MovieLens, in well under a minute.
@@ -79,7 +79,7 @@ def settings(base_settings: Settings, pg_url: str) -> Settings:
 @pytest.fixture(scope="session")
 def serve_app(settings: Settings) -> Iterator[str]:
     """The whole Serve application on a local Ray cluster, started as `tandem run` starts it; yields its URL."""
-    from tandem.stack import start_ray, start_serve, stop_ray, wait_ready
+    from ops.stack import start_ray, start_serve, stop_ray, wait_ready
 
     start_ray(settings)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from tandem.loadtest import Sample, scrape, total
+from ops.loadtest import Sample, scrape, total
 
 __all__ = ["Sample", "scrape", "total", "wait_for"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from tandem.assets import STAMP, build_assets
+from ops.assets import STAMP, build_assets
 from tandem.settings import Settings
 
 KOREAN = "이사화물 통관예약을 하면 뭐가 좋나요?"

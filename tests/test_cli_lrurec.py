@@ -12,7 +12,7 @@ import pytest
 
 def tandem(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "tandem.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "ops.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
     )
 
 
@@ -102,12 +102,12 @@ def test_register_an_artifact_trained_elsewhere(ratings: Path, tmp_path: Path, p
     args = ("--ratings", str(ratings), "--max-epochs", "1", "--hidden", "16", "--max-len", "8", "--output", str(model))
     assert tandem("train", "lrurec", *args, cwd=project_root).returncode == 0
     env = {**os.environ, "DATABASE_URL": fresh_db}
-    run = subprocess.run([sys.executable, "-m", "tandem.cli", "models", "register", "lrurec", str(model),
+    run = subprocess.run([sys.executable, "-m", "ops.cli", "models", "register", "lrurec", str(model),
                           "--version", "imported-1"], cwd=project_root, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stderr
     row = json.loads(run.stdout)
     assert (row["pipeline"], row["version"], row["status"], row["artifact_path"]) == (
         "lrurec", "imported-1", "active", str(model))
-    missing = subprocess.run([sys.executable, "-m", "tandem.cli", "models", "register", "ranker", str(tmp_path / "x")],
+    missing = subprocess.run([sys.executable, "-m", "ops.cli", "models", "register", "ranker", str(tmp_path / "x")],
                              cwd=project_root, capture_output=True, text=True, env=env)
     assert missing.returncode != 0 and "no artifact folder" in missing.stderr and "Traceback" not in missing.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def tandem(*args: str, cwd: Path, database_url: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tandem.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=600, env={**os.environ, "DATABASE_URL": database_url})
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.ratings_csv import ItemInfo, read_items, read_ratings
+from db.files.ratings_csv import ItemInfo, read_items, read_ratings
 
 RATINGS = [("1", "1193", "5", "978300760"), ("1", "661", "3", "978302109"), ("2", "1357", "5", "978298709")]
 

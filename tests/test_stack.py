@@ -47,7 +47,7 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
         }
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tandem.cli", "run"],
+        [sys.executable, "-m", "ops.cli", "run"],
         cwd=project_root,
         env=env,
         stdout=subprocess.PIPE,

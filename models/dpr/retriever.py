@@ -92,6 +92,12 @@ class DenseSide:
         return cls(encoder, DenseIndex.load(folder), np.load(folder / CHUNKS_FILE), meta["chunk_tokens"])
 
 
+def load_dense(index_dir: Path, device: str = "cpu") -> DenseSide:
+    """An index folder (as `tandem index build` writes it) with the DPR encoder it was built by."""
+    meta = json.loads((index_dir / INDEX_META_FILE).read_text())
+    return DenseSide.load(index_dir, DualEncoder.load(Path(meta["dpr_artifact"])).to(device))
+
+
 def build_dense(encoder: DualEncoder, passages: list[Passage], config: IndexConfig, chunk_tokens: int,
                 progress: bool = False) -> DenseSide:
     empty = DenseSide(encoder, DenseIndex.empty(encoder.dim, config), np.zeros(0, dtype=np.int64), chunk_tokens)

@@ -16,9 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
 from models.lrurec.train import TrainConfig
-from tandem.jobs.lrurec import TrainRequest, run_training
 from tandem.settings import Settings
 from tests.conftest import QUICK, wait_for_version
+from training.lrurec import TrainRequest, run_training
 
 
 def history_of(http: httpx.Client, user: str) -> list[str]:

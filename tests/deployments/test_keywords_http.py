@@ -11,9 +11,9 @@ import uuid
 import httpx
 import pytest
 
-from tandem.jobs.keywords import SILVER, silver_pairs, store_pairs
 from tandem.settings import Settings
 from tests.conftest import wait_for_run, wait_for_version
+from training.keywords import SILVER, silver_pairs, store_pairs
 
 EXAMPLE = "이사화물 통관예약을 하면 뭐가 좋나요?"
 

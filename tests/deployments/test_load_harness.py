@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tandem.loadtest import Step, load, parse_steps, plot, summary, workloads
+from ops.loadtest import Step, load, parse_steps, plot, summary, workloads
 from tandem.settings import Settings
 
 

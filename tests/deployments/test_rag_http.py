@@ -17,9 +17,9 @@ from db.importers import import_korquad
 from db.migrate import migrate
 from models.dpr.data import QARecord, split_by_document
 from models.dpr.train import DPRTrainConfig
-from tandem.jobs.retrieval import DPRRequest, run_dpr_training
 from tandem.settings import Settings
 from tests.conftest import wait_for_run, wait_for_version
+from training.retrieval import DPRRequest, run_dpr_training
 
 NONSENSE = "Xylophonic quasar zebrafish?"
 

@@ -9,25 +9,23 @@ retriever deployment serves.
 from __future__ import annotations
 
 import asyncio
-import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from db import connect
 from models.dpr.chunking import chunk_passages
 from models.dpr.data import QARecord, inverse_cloze_examples, split_by_document, training_examples
-from models.dpr.dense_index import IndexConfig
 from models.dpr.encoder import DualEncoder
 from models.dpr.evaluate import retrieval_metrics
-from models.dpr.retriever import DenseSide, Mode, Passage, Retriever, build_dense
+from models.dpr.retriever import Mode, Passage, Retriever, build_dense, load_dense
 from models.dpr.sparse_index import SparseIndex
 from models.dpr.train import DPRTrainConfig, train
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
-from tandem.jobs import registered
-from tandem.jobs.keywords import PIPELINE as KEYWORDS
-from tandem.jobs.keywords import generation_config as keyword_generation
-from tandem.jobs.lrurec import new_version
 from tandem.settings import Settings
+from training import registered
+from training.keywords import PIPELINE as KEYWORDS
+from training.lrurec import new_version
 
 DPR, INDEX = "dpr", "index"
 
@@ -52,33 +50,16 @@ class Collection:
 
 
 async def _read_collection(url: str) -> Collection:
-    import asyncpg
-
     from db import passages
-    from db.migrate import migrate
 
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
+    async with connect(url) as conn:
         return Collection([Passage(**r) for r in await passages.passages(conn)],
                           [QARecord(**r) for r in await passages.qa_pairs(conn)])
-    finally:
-        await conn.close()
 
 
 def read_collection(url: str) -> Collection:
     return asyncio.run(_read_collection(url))
 
-
-def index_config(settings: Settings) -> IndexConfig:
-    return IndexConfig(kind=settings.index_kind, hnsw_m=settings.index_hnsw_m, ivf_lists=settings.index_ivf_lists,
-                       pq_subquantizers=settings.index_pq_subquantizers, ivf_probe=settings.index_ivf_probe,
-                       hnsw_ef_search=settings.index_hnsw_ef_search)
-
-
-def fusion_options(settings: Settings) -> dict:
-    """How a `Retriever` fuses dense and sparse rankings, as configured."""
-    return {"rrf_k": settings.rrf_k, "dense_weight": settings.hybrid_dense_weight, "fusion": settings.hybrid_fusion}
 
 
 def _hard_negatives(records: list[QARecord], chunks, top: int = 5) -> dict[str, str]:
@@ -128,7 +109,7 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
     if dpr is None:
         raise LookupError("no DPR encoder is registered: run `tandem train dpr` first")
     collection = read_collection(url)
-    config = index_config(settings)
+    config = settings.index_config
     version = new_version()
     output = settings.artifacts_dir / INDEX / version
 
@@ -142,11 +123,6 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
 
     params = {"dpr_artifact": str(dpr), "config": asdict(config), "chunk_tokens": settings.chunk_tokens}
     return registered.run(url, INDEX, params, version, output, build, activate)
-
-
-def load_dense(index_dir: Path, device: str = "cpu") -> DenseSide:
-    meta = json.loads((index_dir / "index.json").read_text())
-    return DenseSide.load(index_dir, DualEncoder.load(Path(meta["dpr_artifact"])).to(device))
 
 
 def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
@@ -173,13 +149,13 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
     dense = None
     if any(m != "sparse" for m in modes):
         if dpr is not None:
-            dense = build_dense(DualEncoder.load(dpr), collection.passages, index_config(settings),
+            dense = build_dense(DualEncoder.load(dpr), collection.passages, settings.index_config,
                                 settings.chunk_tokens, progress=True)
         elif (active := registered.active_artifact(url, INDEX)) is not None:
             dense = load_dense(active)
         else:
             raise LookupError("dense retrieval needs a DPR encoder: pass --dpr or run `tandem train dpr`")
-    retriever = Retriever(collection.passages, dense, **fusion_options(settings))
+    retriever = Retriever(collection.passages, dense, **settings.retriever_fusion)
     questions = [r.question for r in held_out]
     vectors = retriever.encode(questions) if dense is not None else None
     report = {"questions": len(held_out), "passages": len(collection.passages), "holdout": holdout}
@@ -193,7 +169,7 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
     if expand_keywords and "sparse" in modes:
         extractors = {"sparse+keywords": lambda texts: [analyzer_keywords(t) for t in texts]}
         if (kobart := registered.active_artifact(url, KEYWORDS)) is not None:
-            extractors["sparse+kobart"] = KeywordModel.load(kobart, keyword_generation(settings)).extract
+            extractors["sparse+kobart"] = KeywordModel.load(kobart, settings.keywords_generation).extract
         for name, extract in extractors.items():
             keywords = [k for i in range(0, len(questions), 64) for k in extract(questions[i : i + 64])]
             expanded = [" ".join([q, *k]) for q, k in zip(questions, keywords, strict=True)]

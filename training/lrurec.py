@@ -7,14 +7,15 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from db import connect
+from db.files.ratings_csv import read_ratings
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import Event, build_sequences
 from models.lrurec.evaluate import evaluate, most_popular
 from models.lrurec.model import LRURecConfig
 from models.lrurec.train import TrainConfig, train
-from tandem.jobs import registered
-from tandem.ratings_csv import read_ratings
 from tandem.settings import Settings
+from training import registered
 
 PIPELINE = "lrurec"
 
@@ -37,17 +38,10 @@ def events_from_csv(path: Path) -> list[Event]:
 
 
 async def _db_events(url: str) -> list[Event]:
-    import asyncpg
-
     from db.interactions import all_events
-    from db.migrate import migrate
 
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
+    async with connect(url) as conn:
         return [Event(r["user_id"], r["item_id"], r["timestamp"]) for r in await all_events(conn)]
-    finally:
-        await conn.close()
 
 
 def run_training(

@@ -13,16 +13,17 @@ from pathlib import Path
 
 import torch
 
+from db import connect
+from db.files.ratings_csv import read_items
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import Sequences, build_sequences, left_pad
 from models.lrurec.evaluate import exclude_history, split
 from models.verbalizer.data import DEFAULT_EXAMPLES, evaluation_cases, training_examples
 from models.verbalizer.prompts import VerbalizerConfig
 from models.verbalizer.train import RankerTrainConfig, train_ranker
-from tandem.jobs import registered
-from tandem.jobs.lrurec import _db_events, events_from_csv, new_version
-from tandem.ratings_csv import read_items
 from tandem.settings import Settings
+from training import registered
+from training.lrurec import _db_events, events_from_csv, new_version
 
 PIPELINE = "ranker"
 
@@ -55,15 +56,10 @@ def lrurec_candidates(checkpoint: Checkpoint, seqs: Sequences, stage: str, k: in
 
 
 async def _db_titles(url: str, item_ids: list[str]) -> dict[str, str]:
-    import asyncpg
-
     from db.interactions import titles
 
-    conn = await asyncpg.connect(url)
-    try:
+    async with connect(url, migrate=False) as conn:
         return await titles(conn, item_ids)
-    finally:
-        await conn.close()
 
 
 def settings_config(settings: Settings, request: RankerRequest) -> tuple[RankerTrainConfig, VerbalizerConfig]:

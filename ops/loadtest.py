@@ -24,9 +24,9 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import BaseModel
 
+from db.files.korquad_json import questions as korquad_questions
+from db.files.ratings_csv import read_ratings
 from models.books.questions import QUESTIONS
-from tandem.korquad_json import questions as korquad_questions
-from tandem.ratings_csv import read_ratings
 
 log = logging.getLogger("tandem.load")
 

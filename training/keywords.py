@@ -20,14 +20,15 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from db import connect
+from db.files.korquad_json import paragraphs, questions
 from models.kobart.keywords import parse_keywords, set_scores
-from models.kobart.model import GenerationConfig, KeywordModel
+from models.kobart.model import KeywordModel
 from models.kobart.train import KeywordTrainConfig, Pair, train_keywords
 from models.korean import analyzer_keywords
-from tandem.jobs import registered
-from tandem.jobs.lrurec import new_version
-from tandem.korquad_json import paragraphs, questions
 from tandem.settings import Settings
+from training import registered
+from training.lrurec import new_version
 
 PIPELINE = "kobart"
 SourcedPair = tuple[str, list[str], str]  # query, keywords, where the pair comes from
@@ -57,41 +58,21 @@ def silver_sentence_pairs(korquad: Path, min_chars: int = 10, max_chars: int = 1
 
 
 async def store_pairs(url: str, pairs: list[Pair], source: str) -> int:
-    import asyncpg
-
     from db.keywords import upsert_keyword_pairs
-    from db.migrate import migrate
 
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        async with conn.transaction():
-            return await upsert_keyword_pairs(conn, pairs, source)
-    finally:
-        await conn.close()
+    async with connect(url) as conn, conn.transaction():
+        return await upsert_keyword_pairs(conn, pairs, source)
 
 
 async def _read_pairs(url: str) -> list[SourcedPair]:
-    import asyncpg
-
     from db.keywords import keyword_pairs
-    from db.migrate import migrate
 
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
+    async with connect(url) as conn:
         return await keyword_pairs(conn)
-    finally:
-        await conn.close()
 
 
 def read_pairs(url: str) -> list[SourcedPair]:
     return asyncio.run(_read_pairs(url))
-
-
-def generation_config(settings: Settings) -> GenerationConfig:
-    return GenerationConfig(num_beams=settings.keywords_num_beams, max_new_tokens=settings.keywords_max_new_tokens,
-                            max_input_tokens=settings.keywords_max_input_tokens)
 
 
 @dataclass
@@ -128,7 +109,7 @@ def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, 
         raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
     version = new_version()
     output = settings.artifacts_dir / PIPELINE / version
-    model = KeywordModel.load(settings.bart_path, generation_config(settings))
+    model = KeywordModel.load(settings.bart_path, settings.keywords_generation)
 
     def work(report) -> dict:
         metrics = train_keywords(model, train_pairs, request.train, output, on_epoch=report)

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from db import registry
+from db import connect, registry
 
 PROGRESS_EVERY_S = 2.0
 Work = Callable[[Callable[..., None]], dict]
@@ -22,13 +22,7 @@ def run(
 
 
 async def _run(url, pipeline, parameters, version, output, work: Work, activate, run_id) -> dict:
-    import asyncpg
-
-    from db.migrate import migrate
-
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
+    async with connect(url) as conn:
         if run_id is None:
             run_id = await registry.start_run(conn, pipeline, parameters)
         else:
@@ -49,19 +43,12 @@ async def _run(url, pipeline, parameters, version, output, work: Work, activate,
             raise
         await registry.finish_run(conn, run_id, pipeline, version, output, metrics, activate=activate)
         return {**metrics, "version": version, "artifact": str(output), "run_id": run_id}
-    finally:
-        await conn.close()
 
 
 def active_artifact(url: str, pipeline: str) -> Path | None:
     async def lookup() -> Path | None:
-        import asyncpg
-
-        conn = await asyncpg.connect(url)
-        try:
+        async with connect(url, migrate=False) as conn:
             active = await registry.active_version(conn, pipeline)
             return Path(active.artifact_path) if active else None
-        finally:
-            await conn.close()
 
     return asyncio.run(lookup())

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from rich.console import Console
 
 from db.server import database_url
-from tandem.assets import build_assets
+from ops.assets import build_assets
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.stack")

@@ -13,25 +13,19 @@ from tandem.settings import Settings
 
 
 def cmd_assets_build(settings: Settings, args: argparse.Namespace) -> None:
-    from tandem.assets import build_assets
+    from ops.assets import build_assets
 
     built = build_assets(settings, force=args.force)
     print(json.dumps({name: str(path) for name, path in built.items()}))
 
 
 async def _with_connection(settings: Settings, work):
-    import asyncpg
-
-    from db.migrate import migrate
+    from db import connect
     from db.server import database_url
 
     with database_url(settings.database_url, settings.pgdata_dir) as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await migrate(conn)
+        async with connect(url) as conn:
             return await work(conn)
-        finally:
-            await conn.close()
 
 
 def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -58,7 +52,7 @@ def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
 
     from db.server import database_url
     from models.lrurec.train import TrainConfig
-    from tandem.jobs.lrurec import TrainRequest, run_training
+    from training.lrurec import TrainRequest, run_training
 
     model_options = {k: getattr(args, k) for k in ("hidden", "blocks", "dropout", "max_len") if getattr(args, k)}
     if args.dropout is not None:
@@ -80,7 +74,7 @@ def cmd_train_ranker(settings: Settings, args: argparse.Namespace) -> None:
 
     from db.server import database_url
     from models.verbalizer.train import RankerTrainConfig
-    from tandem.jobs.ranker import RankerRequest, run_ranker_training
+    from training.ranker import RankerRequest, run_ranker_training
 
     request = RankerRequest(
         ratings=args.ratings, items=args.items, lrurec=args.lrurec, output=args.output, examples=args.examples,
@@ -97,7 +91,7 @@ def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from db.server import database_url
-    from tandem.jobs.lrurec import run_evaluation
+    from training.lrurec import run_evaluation
 
     db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
     with db as url:
@@ -122,7 +116,7 @@ def cmd_db_import_books(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from tandem.jobs.keywords import (
+    from training.keywords import (
         SILVER,
         SILVER_SENTENCES,
         read_tsv,
@@ -144,7 +138,7 @@ def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None
 def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
     from models.kobart.train import KeywordTrainConfig
-    from tandem.jobs.keywords import KeywordRequest, run_keyword_training
+    from training.keywords import KeywordRequest, run_keyword_training
 
     request = KeywordRequest(
         holdout=args.holdout, max_pairs=args.max_pairs, activate=not args.no_activate,
@@ -159,7 +153,7 @@ def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
     from models.dpr.train import DPRTrainConfig
-    from tandem.jobs.retrieval import DPRRequest, run_dpr_training
+    from training.retrieval import DPRRequest, run_dpr_training
 
     request = DPRRequest(
         holdout=args.holdout, split_seed=args.split_seed, hard_negatives=not args.no_hard_negatives,
@@ -177,7 +171,7 @@ def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_train_qa(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
     from models.lora import LoRATrainConfig
-    from tandem.jobs.qa import QAAdapterRequest, run_qa_training
+    from training.qa import QAAdapterRequest, run_qa_training
 
     request = QAAdapterRequest(
         examples=args.examples, holdout=args.holdout, activate=not args.no_activate,
@@ -189,7 +183,7 @@ def cmd_train_qa(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_index_build(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from tandem.jobs.retrieval import run_index_build
+    from training.retrieval import run_index_build
 
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         print(json.dumps(run_index_build(settings, url, args.dpr)))
@@ -197,7 +191,7 @@ def cmd_index_build(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from tandem.jobs.retrieval import run_retrieval_eval
+    from training.retrieval import run_retrieval_eval
 
     modes = ["dense", "sparse", "hybrid"] if args.mode == "all" else [args.mode]
     with database_url(settings.database_url, settings.pgdata_dir) as url:
@@ -208,7 +202,7 @@ def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
     from db import registry
-    from tandem.jobs.lrurec import new_version
+    from training.lrurec import new_version
 
     folder = args.artifact.resolve()
     if not folder.is_dir():
@@ -227,7 +221,7 @@ def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
-    from tandem.loadtest import load, parse_steps, plot, summary, workloads
+    from ops.loadtest import load, parse_steps, plot, summary, workloads
 
     known = workloads(settings.data_dir)
     if args.endpoint not in known:
@@ -245,7 +239,7 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_cluster_smoke(settings: Settings, args: argparse.Namespace) -> None:
-    from tandem.cluster_smoke import cluster_smoke
+    from ops.cluster_smoke import cluster_smoke
 
     report = cluster_smoke(settings, args.config)
     print(json.dumps(report))
@@ -254,7 +248,7 @@ def cmd_cluster_smoke(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
-    from tandem.stack import run
+    from ops.stack import run
 
     run(settings)
 

@@ -8,6 +8,7 @@ versions through NOTIFY when each run succeeds, and keep the old ones when it fa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
@@ -71,34 +72,58 @@ def plan(pipeline: str) -> list[str]:
     return list(ORDER) if pipeline == "all" else [pipeline]
 
 
-def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], options: TrainOptions) -> None:
-    """Train each (pipeline, queued run id) in order; a failure fails its run and every run after it."""
-    from tandem.jobs.keywords import KeywordRequest, run_keyword_training
-    from tandem.jobs.lrurec import TrainRequest, run_training
-    from tandem.jobs.qa import QAAdapterRequest, run_qa_training
-    from tandem.jobs.ranker import RankerRequest, run_ranker_training
-    from tandem.jobs.retrieval import DPRRequest, run_dpr_training
+def _lrurec(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
+    from training.lrurec import TrainRequest, run_training
 
-    lrurec, ranker, dpr, qa, kobart = options.lrurec, options.ranker, options.dpr, options.qa, options.kobart
+    o = options.lrurec
+    cfg = TrainConfig(max_epochs=o.max_epochs, patience=o.patience, seed=o.seed, exclude_seen=o.exclude_seen,
+                      shuffle_ties=o.shuffle_ties)
+    run_training(settings, TrainRequest(train=cfg), url, run_id)
+
+
+def _ranker(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
+    from training.ranker import RankerRequest, run_ranker_training
+
+    o = options.ranker
+    cfg = RankerTrainConfig(epochs=o.epochs, seed=o.seed)
+    run_ranker_training(settings, RankerRequest(examples=o.examples, eval_users=o.eval_users, train=cfg), url, run_id)
+
+
+def _dpr(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
+    from training.retrieval import DPRRequest, run_dpr_training
+
+    o = options.dpr
+    cfg = DPRTrainConfig(epochs=o.epochs, lr=settings.dpr_lr, seed=o.seed)
+    run_dpr_training(settings, DPRRequest(max_questions=o.max_questions, train=cfg), url, run_id)
+
+
+def _qa(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
+    from training.qa import QAAdapterRequest, run_qa_training
+
+    o = options.qa
+    run_qa_training(settings, QAAdapterRequest(examples=o.examples, train=LoRATrainConfig(epochs=o.epochs,
+                                                                                        seed=o.seed)), url, run_id)
+
+
+def _kobart(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
+    from training.keywords import KeywordRequest, run_keyword_training
+
+    o = options.kobart
+    cfg = KeywordTrainConfig(epochs=o.epochs, lr=settings.keywords_lr, seed=o.seed)
+    run_keyword_training(settings, KeywordRequest(max_pairs=o.max_pairs, train=cfg), url, run_id)
+
+
+# One training run per trainable model of the registry (tandem.pipelines.TRAINABLE).
+RUNS: dict[str, Callable[[Settings, str, int, TrainOptions], None]] = {
+    "lrurec": _lrurec, "ranker": _ranker, "dpr": _dpr, "qa": _qa, "kobart": _kobart,
+}
+
+
+def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], options: TrainOptions) -> None:
+    """Train each (model, queued run id) in order; a failure fails its run and every run after it."""
     for i, (pipeline, run_id) in enumerate(runs):
         try:
-            if pipeline == "lrurec":
-                cfg = TrainConfig(max_epochs=lrurec.max_epochs, patience=lrurec.patience, seed=lrurec.seed,
-                                  exclude_seen=lrurec.exclude_seen, shuffle_ties=lrurec.shuffle_ties)
-                run_training(settings, TrainRequest(train=cfg), url, run_id)
-            elif pipeline == "dpr":
-                cfg = DPRTrainConfig(epochs=dpr.epochs, lr=settings.dpr_lr, seed=dpr.seed)
-                run_dpr_training(settings, DPRRequest(max_questions=dpr.max_questions, train=cfg), url, run_id)
-            elif pipeline == "kobart":
-                cfg = KeywordTrainConfig(epochs=kobart.epochs, lr=settings.keywords_lr, seed=kobart.seed)
-                run_keyword_training(settings, KeywordRequest(max_pairs=kobart.max_pairs, train=cfg), url, run_id)
-            elif pipeline == "qa":
-                cfg = LoRATrainConfig(epochs=qa.epochs, seed=qa.seed)
-                run_qa_training(settings, QAAdapterRequest(examples=qa.examples, train=cfg), url, run_id)
-            else:
-                cfg = RankerTrainConfig(epochs=ranker.epochs, seed=ranker.seed)
-                request = RankerRequest(examples=ranker.examples, eval_users=ranker.eval_users, train=cfg)
-                run_ranker_training(settings, request, url, run_id)
+            RUNS[pipeline](settings, url, run_id, options)
         except Exception as exc:
             failures = [([run_id], f"{type(exc).__name__}: {exc}"),
                         ([r for _, r in runs[i + 1:]], f"not run: {pipeline} run {run_id} failed")]
@@ -107,13 +132,8 @@ def train_pipelines(settings: Settings, url: str, runs: list[tuple[str, int]], o
 
 
 async def _fail(url: str, failures: list[tuple[list[int], str]]) -> None:
-    import asyncpg
+    from db import connect, registry
 
-    from db import registry
-
-    conn = await asyncpg.connect(url)
-    try:
+    async with connect(url, migrate=False) as conn:
         for run_ids, error in failures:
             await registry.fail_unfinished(conn, run_ids, error)
-    finally:
-        await conn.close()

@@ -15,10 +15,10 @@ from models.dpr.retriever import Retriever
 from models.lora import LoRATrainConfig
 from models.qa.prompts import Context
 from models.qa.train import QAExample, train_qa_adapter
-from tandem.jobs import registered
-from tandem.jobs.lrurec import new_version
-from tandem.jobs.retrieval import Collection, read_collection
 from tandem.settings import Settings
+from training import registered
+from training.lrurec import new_version
+from training.retrieval import Collection, read_collection
 
 PIPELINE = "qa"
 
