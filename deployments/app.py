@@ -16,12 +16,25 @@ from tandem.logs import serve_logging
 from tandem.settings import Settings
 
 
+def replicas(settings: Settings, name: str) -> dict:
+    """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`."""
+    low, high = getattr(settings, f"{name}_replicas"), getattr(settings, f"{name}_max_replicas")
+    if high is None or high == low:
+        return {"num_replicas": low}
+    return {"autoscaling_config": {
+        "min_replicas": low, "max_replicas": high,
+        "target_ongoing_requests": getattr(settings, f"{name}_target_ongoing_requests"),
+        "upscale_delay_s": settings.autoscale_upscale_delay_s,
+        "downscale_delay_s": settings.autoscale_downscale_delay_s,
+    }}
+
+
 def build_llm(settings: Settings) -> Application:
     actor_options: dict[str, Any] = {"num_cpus": settings.llm_num_cpus}
     if settings.device == "cuda":
         actor_options["num_gpus"] = settings.llm_num_gpus
     return LLMServer.options(
-        **settings.replicas("llm"),
+        **replicas(settings, "llm"),
         ray_actor_options=actor_options,
         logging_config=serve_logging(settings),
     ).bind(settings)
@@ -34,7 +47,7 @@ def build_model_server(settings: Settings, deployment, name: str) -> Application
     if settings.model_device(name) == "cuda":
         actor_options["num_gpus"] = getattr(settings, f"{name}_num_gpus")
     return deployment.options(
-        **settings.replicas(name),
+        **replicas(settings, name),
         ray_actor_options=actor_options,
         logging_config=serve_logging(settings),
     ).bind(settings)
@@ -52,7 +65,7 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
             "the Serve application needs DATABASE_URL; `tandem run` starts the embedded server and sets it"
         )
     return Ingress.options(
-        **settings.replicas("ingress"),
+        **replicas(settings, "ingress"),
         logging_config=serve_logging(settings),
     ).bind(settings, build_llm(settings), build_model_server(settings, CandidateServer, "candidates"),
            Trainer.bind(settings), build_model_server(settings, RetrieverServer, "retriever"),

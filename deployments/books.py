@@ -10,7 +10,6 @@ search order answers, flagged, so the endpoint degrades instead of failing.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from ray.serve.handle import DeploymentHandle
 
@@ -34,12 +33,12 @@ from deployments.books_protocol import (
     RecommendedBook,
 )
 from deployments.calls import call
+from deployments.llm_stage import llm_stage
 from deployments.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
 from tandem.settings import Settings
 
-log = logging.getLogger("tandem.books")
 PIPELINE = "books"
 
 
@@ -104,29 +103,17 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
     if found.fallback:
         metrics.fallback(PIPELINE, "retrieval")
     choice = None
-    if found.books and llm_down is not None:
-        notes.append(f"the LLM is unavailable: {llm_down}")
-        metrics.fallback(PIPELINE, "generation")
-    elif found.books:
-        try:
-            choose = BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books,
-                                       n=request.n)
-            chosen = await metrics.timed(PIPELINE, "generation", asyncio.wait_for(
-                call(llm.choose_books, choose), timeout=settings.books_timeout_s))
-            if isinstance(chosen, ServiceError):
-                notes.append(f"the LLM's choice failed: {chosen.message}")
-            else:
-                choice = chosen
-        except asyncio.TimeoutError:
-            notes.append(f"the LLM exceeded its {settings.books_timeout_s:g} s budget")
-        except Exception as exc:  # the LLM deployment is down: the search order still answers
-            notes.append(f"the LLM failed: {type(exc).__name__}")
-            log.warning("book choice failed", extra={"error": str(exc)})
-        if choice is None:
-            metrics.fallback(PIPELINE, "generation")
-        elif len(choice.picks) < request.n:
-            notes.append(f"the LLM chose {len(choice.picks)} distinct books of {request.n}; the rest follow the "
-                         "search order")
+    if found.books:
+        choose = BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)
+        chosen = await llm_stage(PIPELINE, "generation", llm.choose_books, choose, settings.books_timeout_s,
+                                 llm_down)
+        if isinstance(chosen, str):
+            notes.append(chosen)
+        else:
+            choice = chosen
+            if len(choice.picks) < request.n:
+                notes.append(f"the LLM chose {len(choice.picks)} distinct books of {request.n}; the rest follow "
+                             "the search order")
     else:
         notes.append("no catalogue book matched the answers outside the books read and the topics avoided")
     return BookRecommendationResponse(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from fastapi import Depends, Request
 from pydantic import BaseModel
 from ray import serve
 from ray.serve.handle import DeploymentHandle
@@ -68,18 +67,6 @@ class DeploymentStates:
 
     def problem(self, name: str) -> str | None:
         return self.problems.get(name)
-
-
-def needs(*deployments: str):
-    """A route dependency: 503 with the reason when a deployment the route cannot do without is down."""
-
-    def check(request: Request) -> None:
-        states: DeploymentStates = request.app.state.deployments
-        for name in deployments:
-            if (reason := states.problem(name)) is not None:
-                raise DeploymentDown(name, reason)
-
-    return Depends(check)
 
 
 # What readiness checks: the database and the deployments the pipelines need.

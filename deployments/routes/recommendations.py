@@ -1,0 +1,29 @@
+"""The recommender's routes: LRURec's candidates, and the LLM-ranked recommendations built on them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from deployments.calls import call
+from deployments.candidates_protocol import CandidateRequest, CandidateResponse
+from deployments.recommend import recommend
+from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
+from deployments.routes.common import Served, answered, errors, needs
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/candidates", tags=["candidates"], dependencies=[needs("candidates")],
+             response_model=CandidateResponse, responses=errors(404, 422, 503),
+             summary="LRURec top-k candidates for a user id or an explicit history, the history excluded.")
+async def candidates(request: CandidateRequest, services: Served):
+    return answered(await call(services.candidates.candidates, request))
+
+
+@router.post("/recommendations", tags=["recommendation"], dependencies=[needs("candidates")],
+             response_model=RecommendationResponse, responses=errors(404, 422, 503),
+             summary="LRURec candidates reordered by the LLM verbalizer (the `ranker` adapter); LRURec's order, "
+                     "flagged, when the LLM stage fails or runs out of time.")
+async def recommendations(request: RecommendationRequest, services: Served):
+    return answered(await recommend(request, services.settings, services.db, services.candidates, services.llm,
+                                    llm_down=services.deployments.problem("llm")))

@@ -1,0 +1,83 @@
+"""Retrieval and question answering over the passage collection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from deployments.answer import answer, generation, retrieve_for, sources, unanswered
+from deployments.calls import call
+from deployments.health import DeploymentDown
+from deployments.http_errors import error_response
+from deployments.keywords_protocol import KeywordsRequest
+from deployments.openai_protocol import ErrorBody, ErrorResponse
+from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
+from deployments.routes.common import Served, Services, answered, errors, needs, service_error_response
+from deployments.service_error import ServiceError
+
+router = APIRouter(prefix="/v1")
+
+
+@router.post("/retrieve", tags=["retrieval"], dependencies=[needs("retriever")],
+             response_model=RetrieveResponse, responses=errors(422, 503),
+             summary="Passages for a query: dense (DPR + FAISS), sparse (BM25) or hybrid (reciprocal-rank fusion).")
+async def retrieve(request: RetrieveRequest, services: Served):
+    if request.expand_keywords and (reason := services.deployments.problem("keywords")) is not None:
+        raise DeploymentDown("keywords", reason)
+    # The keywords' response goes to the retriever unawaited: Serve hands it the result, not this replica.
+    keywords = services.keywords.extract.remote(KeywordsRequest(text=request.query)) if request.expand_keywords \
+        else None
+    return answered(await call(services.retriever.retrieve, request, keywords))
+
+
+@router.post("/qa", tags=["qa"], dependencies=[needs("retriever", "llm")],
+             response_model=QAResponse, responses=errors(400, 422, 503),
+             summary="Answer a question from retrieved passages with the `qa` adapter; `stream: true` for events "
+                     "(passages first, then the answer's text, then the model used).")
+async def qa(request: QARequest, services: Served):
+    settings = services.settings
+    try:
+        if request.stream:
+            return await qa_events(request, services)
+        result = await asyncio.wait_for(answer(request, settings, services.retriever, services.llm),
+                                        timeout=settings.qa_timeout_s)
+    except asyncio.TimeoutError:
+        return error_response(503, f"answering took longer than {settings.qa_timeout_s:g} s", "service_unavailable")
+    return answered(result)
+
+
+def event(body: dict) -> str:
+    return "data: " + json.dumps(body, ensure_ascii=False) + "\n\n"
+
+
+async def qa_events(request: QARequest, services: Services):
+    retrieved = await retrieve_for(request, services.settings, services.retriever)
+    if isinstance(retrieved, ServiceError):
+        return service_error_response(retrieved)
+    found, relevant = retrieved
+
+    async def events() -> AsyncIterator[str]:
+        if not relevant:
+            yield f"data: {unanswered(request, found).model_dump_json()}\n\n"
+            yield "data: [DONE]\n\n"
+            return
+        yield event({"passages": [p.model_dump() for p in relevant], "mode": found.mode, "fallback": found.fallback})
+        async for piece in generation(request, relevant, services.llm):
+            if isinstance(piece, ServiceError):
+                error = ErrorResponse(error=ErrorBody(message=piece.message, type=piece.type))
+                yield f"data: {error.model_dump_json()}\n\n"
+                break
+            if piece.finished:
+                used = relevant[: piece.passages_used]
+                yield event({"model": piece.model, "adapter_version": piece.adapter_version,
+                             "sources": sources(used), "passages_used": len(used),
+                             "completion_tokens": piece.completion_tokens})
+            else:
+                yield event({"text": piece.text})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
