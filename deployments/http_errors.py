@@ -8,6 +8,8 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.exceptions import RayServeException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.errors import UNAVAILABLE, IdempotencyConflict, MissingReferences, NotFound
@@ -80,37 +82,45 @@ def install_error_handlers(app: FastAPI) -> None:
 class BodySizeLimit:
     """Refuse request bodies over the limit with 413, before they are read into memory.
 
-    The limit is `app.state.max_body_bytes`, set by the deployment from settings after the app is built.
+    The limit is the serving ingress's `max_body_bytes` (from `TANDEM_MAX_BODY_MIB`). Serve runs a frozen copy of
+    the FastAPI app, so the ingress's constructor cannot hand it over on `app.state`.
     """
 
     def __init__(self, app: ASGIApp, default_max_bytes: int = 16 * 2**20):
         self.app, self.default_max_bytes = app, default_max_bytes
 
+    def _limit(self) -> int:
+        try:
+            return serve.get_replica_context().servable_object.max_body_bytes
+        except (RayServeException, AttributeError):  # not in a replica, or one that sets no limit
+            return self.default_max_bytes
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        self.max_bytes = getattr(scope["app"].state, "max_body_bytes", self.default_max_bytes)
+        limit = self._limit()
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and int(declared) > self.max_bytes:
-            return await self._refuse(scope, receive, send)
+        if declared is not None and int(declared) > limit:
+            return await self._refuse(limit, scope, receive, send)
         seen = 0
 
         async def counting() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
+            if seen > limit:
                 raise _TooLarge
             return message
 
         try:
             await self.app(scope, counting, send)
         except _TooLarge:
-            await self._refuse(scope, receive, send)
+            await self._refuse(limit, scope, receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @staticmethod
+    async def _refuse(limit: int, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
-            413, f"request body over the limit of {self.max_bytes} bytes; send smaller batches", "request_too_large"
+            413, f"request body over the limit of {limit} bytes; send smaller batches", "request_too_large"
         )
         await response(scope, receive, send)
 

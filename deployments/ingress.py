@@ -47,7 +47,7 @@ class Ingress:
         states.start()
         self.services = Services(settings=settings, db=db, deployments=states, llm=llm, candidates=candidates,
                                  trainer=trainer, retriever=retriever, keywords=keywords)
-        app.state.max_body_bytes = int(settings.max_body_mib * 2**20)
+        self.max_body_bytes = int(settings.max_body_mib * 2**20)  # read by BodySizeLimit
         # Open (and migrate) now when the database is up; when it is down this degrades /readyz and the
         # data routes, which retry on their next request, instead of failing the whole service.
         try:

@@ -9,6 +9,9 @@ import asyncpg
 import httpx
 import pytest
 
+from tandem.settings import Settings
+from tests.conftest import deploy_ingress
+
 
 def uid(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
@@ -213,6 +216,23 @@ def test_oversized_body_is_a_413(http: httpx.Client) -> None:
     r = http.post("/v1/users", json={"users": [{"external_id": "big", "attributes": {"blob": blob}}]})
     assert r.status_code == 413 and "limit" in r.json()["error"]["message"]
     assert http.get("/v1/users/big").status_code == 404
+
+
+def test_the_body_limit_follows_its_setting(serve_app: str, settings: Settings) -> None:
+    """TANDEM_MAX_BODY_MIB reaches the serving app: an ingress with a 4 KiB limit refuses 8 KiB and takes 1 KiB."""
+    from ray import serve
+
+    url = deploy_ingress(serve_app, "small-bodies", settings.model_copy(update={"max_body_mib": 4 / 1024}))
+    try:
+        big = f"big-{uuid.uuid4().hex[:8]}"
+        r = httpx.post(f"{url}/v1/users", json={"users": [{"external_id": big, "attributes": {"blob": "x" * 8192}}]},
+                       timeout=60)
+        assert r.status_code == 413 and "4096 bytes" in r.json()["error"]["message"], r.text
+        small = {"users": [{"external_id": f"small-{uuid.uuid4().hex[:8]}", "attributes": {"blob": "x" * 1024}}]}
+        assert httpx.post(f"{url}/v1/users", json=small, timeout=60).status_code == 200
+        assert httpx.get(f"{url}/v1/users/{big}", timeout=60).status_code == 404
+    finally:
+        serve.delete("small-bodies")
 
 
 def test_idempotency_key_replays_and_guards(http: httpx.Client, people, pg_url: str) -> None:
