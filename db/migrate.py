@@ -66,10 +66,3 @@ async def migrate(conn: asyncpg.Connection, directory: Path = MIGRATIONS_DIR) ->
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", ADVISORY_LOCK_KEY)
 
-
-async def migrate_url(url: str) -> list[int]:
-    conn = await asyncpg.connect(url)
-    try:
-        return await migrate(conn)
-    finally:
-        await conn.close()

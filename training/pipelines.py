@@ -101,8 +101,8 @@ def _qa(settings: Settings, url: str, run_id: int, options: TrainOptions) -> Non
     from training.qa import QAAdapterRequest, run_qa_training
 
     o = options.qa
-    run_qa_training(settings, QAAdapterRequest(examples=o.examples, train=LoRATrainConfig(epochs=o.epochs,
-                                                                                        seed=o.seed)), url, run_id)
+    cfg = LoRATrainConfig(epochs=o.epochs, seed=o.seed)
+    run_qa_training(settings, QAAdapterRequest(examples=o.examples, train=cfg), url, run_id)
 
 
 def _kobart(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
