@@ -126,6 +126,14 @@ async def active_version(conn: asyncpg.Connection, pipeline: str) -> ModelVersio
     return _version(row) if row else None
 
 
+async def get_version(conn: asyncpg.Connection, pipeline: str, version: str) -> ModelVersion | None:
+    row = await conn.fetchrow(
+        """SELECT id, pipeline, version, artifact_path, status, metrics FROM model_versions
+           WHERE pipeline = $1 AND version = $2""",
+        pipeline, version,
+    )
+    return _version(row) if row else None
+
 
 async def active_versions(conn: asyncpg.Connection, pipelines: list[str]) -> list[ModelVersion]:
     rows = await conn.fetch(

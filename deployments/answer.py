@@ -1,28 +1,24 @@
 """The QA pipeline: retrieve passages, keep the relevant ones, and let the LLM (the `qa` adapter) answer
-from them. With no relevant passage the LLM is not asked and the answer says so."""
+from them. With no relevant passage the LLM is not asked and the answer says so.
+
+`answer_events` is the pipeline; `POST /v1/qa` either streams its events or collects them with `answer`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-
-from ray.serve.handle import DeploymentHandle
+from dataclasses import dataclass
 
 from deployments.calls import call
-from deployments.retriever_protocol import (
-    QAGeneration,
-    QAPrompt,
-    QARequest,
-    QAResponse,
-    RetrievedPassage,
-    RetrieveRequest,
-    RetrieveResponse,
-)
+from deployments.llm_protocol import Generate, Generated
+from deployments.retriever_protocol import QARequest, QAResponse, RetrievedPassage, RetrieveRequest, RetrieveResponse
 from deployments.service_error import ServiceError
+from deployments.services import Services
 from deployments.telemetry import pipeline_metrics
-from models.qa.prompts import NO_ANSWER
-from tandem.settings import Settings
+from models.qa.prompts import NO_ANSWER, Context
 
 PIPELINE = "qa"
+ADAPTER = "qa"
 
 
 def is_relevant(passage: RetrievedPassage, min_dense_score: float | None) -> bool:
@@ -37,16 +33,54 @@ def sources(passages: list[RetrievedPassage]) -> list[str]:
     return list(dict.fromkeys(p.source or p.title for p in passages))
 
 
-async def retrieve_for(request: QARequest, settings: Settings, retriever: DeploymentHandle,
-                       ) -> tuple[RetrieveResponse, list[RetrievedPassage]] | ServiceError:
+@dataclass(frozen=True)
+class Retrieved:
+    """The first event: what retrieval found, and the passages relevant enough to answer from."""
+
+    found: RetrieveResponse
+    relevant: list[RetrievedPassage]
+
+
+@dataclass(frozen=True)
+class Answered:
+    """The last event of an answer: who wrote it from which passages (those that fitted the prompt)."""
+
+    model: str
+    adapter_version: str | None
+    passages: list[RetrievedPassage]
+    completion_tokens: int
+
+
+QAEvent = Retrieved | str | Answered | ServiceError  # a str is a piece of the answer's text
+
+
+async def answer_events(request: QARequest, services: Services) -> AsyncIterator[QAEvent]:
+    """`Retrieved`, then (when a passage is relevant) the answer's text in pieces and `Answered`; a
+    `ServiceError` ends the events where it happens."""
     metrics = pipeline_metrics()
-    found = await metrics.timed(PIPELINE, "retrieval", call(retriever.retrieve,
+    found = await metrics.timed(PIPELINE, "retrieval", call(services.retriever.retrieve,
         RetrieveRequest(query=request.question, top_k=request.top_k, mode=request.mode)))
     if isinstance(found, ServiceError):
-        return found
+        yield found
+        return
     if found.fallback:
         metrics.fallback(PIPELINE, "retrieval")
-    return found, [p for p in found.passages if is_relevant(p, settings.qa_min_dense_score)]
+    relevant = [p for p in found.passages if is_relevant(p, services.settings.qa_min_dense_score)]
+    yield Retrieved(found, relevant)
+    if not relevant:
+        return
+    prompt, used = services.prompts.qa.prompt_ids(request.question, [Context(p.text, p.source) for p in relevant])
+    pieces = services.llm.options(stream=True).generate_stream.remote(
+        Generate(prompt=prompt, max_tokens=request.max_tokens, adapter=ADAPTER, kind="answer"))
+    piece: Generated | ServiceError
+    async for piece in metrics.timed_stream(PIPELINE, "generation", pieces):
+        if isinstance(piece, ServiceError):
+            yield piece
+            return
+        if piece.finished:
+            yield Answered(piece.model, piece.adapter_version, relevant[:used], piece.completion_tokens)
+        elif piece.text:
+            yield piece.text
 
 
 def unanswered(request: QARequest, found: RetrieveResponse) -> QAResponse:
@@ -54,27 +88,18 @@ def unanswered(request: QARequest, found: RetrieveResponse) -> QAResponse:
                       model=None, adapter_version=None, mode=found.mode, fallback=found.fallback)
 
 
-def generation(request: QARequest, passages: list[RetrievedPassage], llm: DeploymentHandle,
-               ) -> AsyncIterator[QAGeneration | ServiceError]:
-    prompt = QAPrompt(question=request.question, passages=passages, max_tokens=request.max_tokens)
-    return pipeline_metrics().timed_stream(PIPELINE, "generation", llm.options(stream=True).answer.remote(prompt))
-
-
-async def answer(request: QARequest, settings: Settings, retriever: DeploymentHandle,
-                 llm: DeploymentHandle) -> QAResponse | ServiceError:
-    retrieved = await retrieve_for(request, settings, retriever)
-    if isinstance(retrieved, ServiceError):
-        return retrieved
-    found, relevant = retrieved
-    if not relevant:
-        return unanswered(request, found)
-    text, last = [], None
-    async for piece in generation(request, relevant, llm):
-        if isinstance(piece, ServiceError):
-            return piece
-        text.append(piece.text)
-        last = piece
-    used = relevant[: last.passages_used]
-    return QAResponse(question=request.question, answer="".join(text).strip(), answered=True, passages=used,
-                      sources=sources(used), model=last.model, adapter_version=last.adapter_version,
-                      mode=found.mode, fallback=found.fallback)
+async def answer(request: QARequest, services: Services) -> QAResponse | ServiceError:
+    text, retrieved = [], None
+    async for event in answer_events(request, services):
+        if isinstance(event, ServiceError):
+            return event
+        if isinstance(event, Retrieved):
+            retrieved = event
+        elif isinstance(event, str):
+            text.append(event)
+        else:
+            return QAResponse(question=request.question, answer="".join(text).strip(), answered=True,
+                              passages=event.passages, sources=sources(event.passages), model=event.model,
+                              adapter_version=event.adapter_version, mode=retrieved.found.mode,
+                              fallback=retrieved.found.fallback)
+    return unanswered(request, retrieved.found)

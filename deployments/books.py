@@ -10,19 +10,16 @@ search order answers, flagged, so the endpoint degrades instead of failing.
 from __future__ import annotations
 
 import asyncio
-
-from ray.serve.handle import DeploymentHandle
+from dataclasses import dataclass
 
 from db import books as catalogue
 from db import reading
 from db.pool import Database
 from db.users import get_user
 from deployments.books_protocol import (
-    BookChoice,
-    BookChoiceRequest,
     BookJudgement,
     BookJudgementRequest,
-    BookJudgeRequest,
+    BookPick,
     BookRecommendationRequest,
     BookRecommendationResponse,
     BookSearchRequest,
@@ -30,16 +27,34 @@ from deployments.books_protocol import (
     CatalogueEntry,
     CatalogueHit,
     CatalogueSearchRequest,
+    LLMUsage,
     RecommendedBook,
 )
 from deployments.calls import call
+from deployments.llm_protocol import Generate, LabelScores, ScoreLabels
 from deployments.llm_stage import llm_stage
 from deployments.service_error import ServiceError
+from deployments.services import Services
 from deployments.telemetry import pipeline_metrics
+from models.books.catalogue import CatalogueBook
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
-from tandem.settings import Settings
+from models.books.prompts import choice_schema, judged_scores, parse_choice
 
 PIPELINE = "books"
+ADAPTER = "books"
+
+
+@dataclass(frozen=True)
+class Choice:
+    picks: list[BookPick]  # distinct candidates in the LLM's order
+    candidates_shown: int  # candidates that fitted the prompt
+    model: str
+    adapter_version: str | None
+    usage: LLMUsage
+
+
+def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
+    return CatalogueBook(entry.book_id, entry.title, entry.author, tuple(entry.categories), entry.introduction)
 
 
 async def load_reader(db: Database, user_id: str | None) -> tuple[Reader, list[str]]:
@@ -56,10 +71,9 @@ async def load_reader(db: Database, user_id: str | None) -> tuple[Reader, list[s
     return reader, [e.book_id for e in history if e.book_id]
 
 
-async def search_catalogue(request: CatalogueSearchRequest, db: Database, retriever: DeploymentHandle,
-                           ) -> BookSearchResponse | ServiceError:
-    reader, read = await load_reader(db, request.user_id)
-    return await call(retriever.search_books, BookSearchRequest(
+async def search_catalogue(request: CatalogueSearchRequest, services: Services) -> BookSearchResponse | ServiceError:
+    reader, read = await load_reader(services.db, request.user_id)
+    return await call(services.retriever.search_books, BookSearchRequest(
         query=request.query, top_k=request.top_k, mode=request.mode, exclude=read,
         avoid_topics=list(reader.avoid_topics)))
 
@@ -72,7 +86,29 @@ def query_and_reader(request: BookRecommendationRequest, reader: Reader, history
     return raw_query(request.answers), describe(reader, reader.history)
 
 
-def recommended(choice: BookChoice | None, candidates: list[CatalogueHit], n: int) -> list[RecommendedBook]:
+async def choose(services: Services, request: BookRecommendationRequest, reader: str,
+                 candidates: list[CatalogueHit]) -> Choice | ServiceError:
+    """n of the candidates with a reason each, as JSON constrained to the candidates' ids (the `books` adapter,
+    or the base model until one is trained)."""
+    prompt, shown = services.prompts.books.choose(request.answers, reader, [catalogue_book(c) for c in candidates],
+                                                  request.n)
+    ids = [b.id for b in shown]
+    schema = choice_schema(ids, min(request.n, len(ids)), services.settings.books_reason_chars)
+    generated = await call(services.llm.generate, Generate(prompt=services.prompts.encode(prompt), json_schema=schema,
+                                                           adapter=ADAPTER, kind="books"))
+    if isinstance(generated, ServiceError):
+        return generated
+    try:
+        picks = parse_choice(generated.text, ids)
+    except ValueError as exc:
+        return ServiceError(status=502, type="llm_error", message=str(exc))
+    return Choice(picks=[BookPick(book_id=p.book_id, reason=p.reason) for p in picks], candidates_shown=len(shown),
+                  model=generated.model, adapter_version=generated.adapter_version,
+                  usage=LLMUsage(prompt_tokens=generated.prompt_tokens,
+                                 completion_tokens=generated.completion_tokens))
+
+
+def recommended(choice: Choice | None, candidates: list[CatalogueHit], n: int) -> list[RecommendedBook]:
     """The LLM's picks, then candidates in search order until there are n (or no more)."""
     by_id = {c.book_id: c for c in candidates}
     books = [RecommendedBook(book_id=p.book_id, title=by_id[p.book_id].title, author=by_id[p.book_id].author,
@@ -83,14 +119,13 @@ def recommended(choice: BookChoice | None, candidates: list[CatalogueHit], n: in
     return books[:n]
 
 
-async def recommend_books(request: BookRecommendationRequest, settings: Settings, db: Database,
-                          retriever: DeploymentHandle, llm: DeploymentHandle, llm_down: str | None = None,
+async def recommend_books(request: BookRecommendationRequest, services: Services,
                           ) -> BookRecommendationResponse | ServiceError:
-    """`llm_down` says why the LLM deployment cannot take requests, if it cannot: the search order answers."""
-    reader, read = await load_reader(db, request.user_id)
+    settings = services.settings
+    reader, read = await load_reader(services.db, request.user_id)
     query, reader_text = query_and_reader(request, reader, settings.books_history_k)
     metrics = pipeline_metrics()
-    found = await metrics.timed(PIPELINE, "retrieval", call(retriever.search_books, BookSearchRequest(
+    found = await metrics.timed(PIPELINE, "retrieval", call(services.retriever.search_books, BookSearchRequest(
         query=query, top_k=max(settings.books_candidates, request.n), mode=settings.books_mode, exclude=read,
         avoid_topics=list(reader.avoid_topics))))
     if isinstance(found, ServiceError):
@@ -104,9 +139,8 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
         metrics.fallback(PIPELINE, "retrieval")
     choice = None
     if found.books:
-        choose = BookChoiceRequest(answers=request.answers, reader=reader_text, candidates=found.books, n=request.n)
-        chosen = await llm_stage(PIPELINE, "generation", llm.choose_books, choose, settings.books_timeout_s,
-                                 llm_down)
+        chosen = await llm_stage(PIPELINE, "generation", lambda: choose(services, request, reader_text, found.books),
+                                 settings.books_timeout_s, services.llm_down())
         if isinstance(chosen, str):
             notes.append(chosen)
         else:
@@ -123,15 +157,21 @@ async def recommend_books(request: BookRecommendationRequest, settings: Settings
         usage=choice.usage if choice else None, mode=found.mode, fallback="; ".join(notes) or None)
 
 
-async def judge_books(request: BookJudgementRequest, settings: Settings, db: Database, llm: DeploymentHandle,
-                      ) -> BookJudgement | ServiceError:
-    """The recommendation scored 0-5 by the LLM against the fixed rubric, in a call of its own."""
-    reader, _ = await load_reader(db, request.user_id)
-    async with db.acquire() as conn:
+async def judge_books(request: BookJudgementRequest, services: Services) -> BookJudgement | ServiceError:
+    """The recommendation scored 0-5 against the fixed rubric by the base model, in a call of its own: one
+    forward pass, the score read from the digits' next-token probabilities."""
+    reader, _ = await load_reader(services.db, request.user_id)
+    async with services.db.acquire() as conn:
         books = [await catalogue.get_book(conn, pick.book_id) for pick in request.books]
-    chosen = [(CatalogueEntry(book_id=b.external_id, title=b.title, author=b.author, categories=b.categories,
-                              introduction=b.introduction), pick.reason)
+    chosen = [(CatalogueBook(b.external_id, b.title, b.author, tuple(b.categories), b.introduction), pick.reason)
               for b, pick in zip(books, request.books, strict=True)]
-    return await asyncio.wait_for(call(llm.judge_books, BookJudgeRequest(
-        answers=request.answers, reader=describe(reader, reader.history), chosen=chosen)),
-        timeout=settings.books_timeout_s)
+    prompt = services.prompts.encode(services.prompts.books.judge(request.answers, describe(reader, reader.history),
+                                                                  chosen))
+    scored: LabelScores | ServiceError = await asyncio.wait_for(call(services.llm.score_labels, ScoreLabels(
+        prompt=prompt, labels=services.prompts.score_ids, adapter_version=None, kind="judge")),
+        timeout=services.settings.books_timeout_s)
+    if isinstance(scored, ServiceError):
+        return scored
+    score, expected = judged_scores(scored.logprobs)
+    return BookJudgement(score=score, expected_score=round(expected, 4),
+                         usage=LLMUsage(prompt_tokens=scored.prompt_tokens, completion_tokens=0))

@@ -52,15 +52,6 @@ class BookSearchResponse(BaseModel):
     fallback: str | None = None
 
 
-class BookChoiceRequest(BaseModel):
-    """What the LLM deployment needs to choose: the answers, the reader as text, candidates in order."""
-
-    answers: BookAnswers
-    reader: str
-    candidates: list[CatalogueHit] = Field(min_length=1)
-    n: int = Field(ge=1)
-
-
 class LLMUsage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
@@ -69,20 +60,6 @@ class LLMUsage(BaseModel):
 class BookPick(BaseModel):
     book_id: str
     reason: str
-
-
-class BookChoice(BaseModel):
-    picks: list[BookPick] = Field(description="Distinct candidates in the LLM's order; repeats dropped.")
-    candidates_shown: int = Field(description="Candidates that fitted the prompt.")
-    model: str
-    adapter_version: str | None
-    usage: LLMUsage
-
-
-class BookJudgeRequest(BaseModel):
-    answers: BookAnswers
-    reader: str
-    chosen: list[tuple[CatalogueEntry, str]]
 
 
 class BookJudgement(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from db.errors import MissingReferences, NotFound
 from db.interactions import RecentHistory
 from db.pool import Database
 from db.upsert import missing_ids
+from deployments.batching import batched, per_model
 from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
 from deployments.history_cache import HistoryCache
 from deployments.model_watch import ActiveModel, ServesActiveModel
@@ -37,10 +37,9 @@ class CandidateServer(ServesActiveModel):
         self.histories = HistoryCache(self.db, settings.candidates_cache_users, settings.candidates_cache_titles)
         self.histories.start()
         await self.active.start()
-        self.rank_batch.set_max_batch_size(settings.candidates_max_batch_size)
-        self.rank_batch.set_batch_wait_timeout_s(settings.candidates_batch_wait_ms / 1000)
-        self.batch_sizes = Histogram("tandem_candidates_batch_size", description="Requests per forward pass.",
-                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.batch_sizes = batched(self.rank_batch, settings.candidates_max_batch_size,
+                                   settings.candidates_batch_wait_ms, "tandem_candidates_batch_size",
+                                   "Requests per forward pass.")
         self.requests = Counter("tandem_candidates_requests", description="Candidate requests by outcome.",
                                 tag_keys=("outcome",))
         self.latency = Histogram("tandem_candidates_seconds", description="Candidate latency in the deployment.",
@@ -49,17 +48,9 @@ class CandidateServer(ServesActiveModel):
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def rank_batch(self, requests: list[tuple[Recommender, list[str], frozenset[str] | None, int]],
                          ) -> list[Ranked]:
-        # Requests that started on different versions (during a swap) are scored by their own version.
         self.batch_sizes.observe(len(requests))
-        results: list[Ranked | None] = [None] * len(requests)
-        for model in {id(r[0]): r[0] for r in requests}.values():
-            rows = [i for i, r in enumerate(requests) if r[0] is model]
-            # In a thread: torch releases the GIL, so the replica keeps accepting (and batching) requests.
-            ranked = await asyncio.to_thread(model.rank, [requests[i][1] for i in rows], [requests[i][3] for i in rows],
-                                             [requests[i][2] for i in rows])
-            for i, r in zip(rows, ranked, strict=True):
-                results[i] = r
-        return results
+        return await per_model(requests, lambda r: r[0], lambda model, rows: model.rank(
+            [r[1] for r in rows], [r[3] for r in rows], [r[2] for r in rows]))
 
     async def candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
         started = time.monotonic()

@@ -12,8 +12,9 @@ from ray.serve.handle import DeploymentHandle
 from db.pool import Database
 from deployments.health import DeploymentStates
 from deployments.http_errors import BodySizeLimit, install_error_handlers
+from deployments.llm_prompts import LLMPrompts
 from deployments.routes import books, health, ingestion, keywords, openai, recommendations, retrieval, training
-from deployments.routes.common import Services
+from deployments.services import Services
 from deployments.telemetry import PipelineTelemetry
 from tandem.settings import Settings
 
@@ -45,8 +46,8 @@ class Ingress:
         states = DeploymentStates({"llm": llm, "candidates": candidates, "trainer": trainer, "retriever": retriever,
                                    "keywords": keywords})
         states.start()
-        self.services = Services(settings=settings, db=db, deployments=states, llm=llm, candidates=candidates,
-                                 trainer=trainer, retriever=retriever, keywords=keywords)
+        self.services = Services(settings=settings, db=db, deployments=states, prompts=LLMPrompts(settings), llm=llm,
+                                 candidates=candidates, trainer=trainer, retriever=retriever, keywords=keywords)
         self.max_body_bytes = int(settings.max_body_mib * 2**20)  # read by BodySizeLimit
         # Open (and migrate) now when the database is up; when it is down this degrades /readyz and the
         # data routes, which retry on their next request, instead of failing the whole service.

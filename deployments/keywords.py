@@ -10,6 +10,7 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
+from deployments.batching import batched, per_model
 from deployments.keywords_protocol import KeywordResult, KeywordsRequest, KeywordsResponse
 from deployments.model_watch import ActiveModel, ServesActiveModel
 from deployments.service_error import ServiceError
@@ -34,10 +35,9 @@ class KeywordServer(ServesActiveModel):
                                   lambda v: KeywordModel.load(v.artifact_path, generation, device),
                                   settings.model_poll_s)
         await self.active.start()
-        self.extract_batch.set_max_batch_size(settings.keywords_max_batch_size)
-        self.extract_batch.set_batch_wait_timeout_s(settings.keywords_batch_wait_ms / 1000)
-        self.batch_sizes = Histogram("tandem_keywords_batch_size", description="Texts per batched generate.",
-                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.batch_sizes = batched(self.extract_batch, settings.keywords_max_batch_size,
+                                   settings.keywords_batch_wait_ms, "tandem_keywords_batch_size",
+                                   "Texts per batched generate.")
         self.texts = Counter("tandem_keywords_texts", description="Texts extracted, by model.", tag_keys=("model",))
         self.latency = Histogram("tandem_keywords_seconds", description="Keyword request latency in the deployment.",
                                  boundaries=[0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
@@ -45,14 +45,7 @@ class KeywordServer(ServesActiveModel):
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def extract_batch(self, items: list[tuple[KeywordModel, str]]) -> list[list[str]]:
         self.batch_sizes.observe(len(items))
-        results: list[list[str] | None] = [None] * len(items)
-        # Texts that arrived on different versions (during a swap) are extracted by their own version.
-        for model in {id(m): m for m, _ in items}.values():
-            rows = [i for i, (m, _) in enumerate(items) if m is model]
-            found = await asyncio.to_thread(model.extract, [items[i][1] for i in rows])
-            for i, keywords in zip(rows, found, strict=True):
-                results[i] = keywords
-        return results
+        return await per_model(items, lambda item: item[0], lambda model, rows: model.extract([t for _, t in rows]))
 
     async def extract(self, request: KeywordsRequest) -> KeywordsResponse | ServiceError:
         started = time.monotonic()

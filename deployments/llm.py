@@ -11,17 +11,9 @@ from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
 from db.registry import ModelVersion
-from deployments.books_protocol import (
-    BookChoice,
-    BookChoiceRequest,
-    BookJudgement,
-    BookJudgeRequest,
-    BookPick,
-    CatalogueEntry,
-    LLMUsage,
-)
 from deployments.engine_turns import EngineTurns
 from deployments.llm_engine import LLMEngine
+from deployments.llm_protocol import AdapterChanged, Generate, Generated, LabelScores, ScoreLabels
 from deployments.merged_engines import MergedEngines
 from deployments.model_watch import ActiveAdapters
 from deployments.openai_protocol import (
@@ -31,22 +23,12 @@ from deployments.openai_protocol import (
     CompletionRequest,
     CompletionResponse,
 )
-from deployments.recommend_protocol import RankRequest, RankResult
-from deployments.retriever_protocol import QAGeneration, QAPrompt
 from deployments.service_error import ServiceError
 from deployments.telemetry import LATENCY_BOUNDARIES
-from models.books.catalogue import CatalogueBook
-from models.books.prompts import BookPrompter, choice_schema, judged_scores, parse_choice, score_ids
-from models.qa.prompts import Context, QAPrompter
-from models.verbalizer.prompts import Verbalizer, adapter_config
 from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.llm")
-
-
-def catalogue_book(entry: CatalogueEntry) -> CatalogueBook:
-    return CatalogueBook(entry.book_id, entry.title, entry.author, tuple(entry.categories), entry.introduction)
 
 
 @serve.deployment(name="LLMServer", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=60)
@@ -57,15 +39,6 @@ class LLMServer:
         self.turns = EngineTurns()
         self.engine = LLMEngine(settings, turns=self.turns)
         self.model_name = self.engine.model_name
-        # Fails the replica at start-up, with the labels named, if the tokenizer cannot read a ranking.
-        self.verbalizer = Verbalizer(self.engine.tokenizer, settings.verbalizer)
-        # A ranker adapter is served with the prompt it was trained on, whatever the settings say today.
-        self.verbalizers: dict[str, Verbalizer] = {}
-        self.qa_prompter = QAPrompter(self.engine.tokenizer, settings.qa_max_context_tokens)
-        self.book_prompter = BookPrompter(self.engine.tokenizer, settings.books_max_prompt_tokens,
-                                          settings.books_intro_chars)
-        self.books_reason_chars = settings.books_reason_chars
-        self.score_ids = score_ids(self.engine.tokenizer)
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
@@ -92,10 +65,6 @@ class LLMServer:
 
     async def _load_adapter(self, version: ModelVersion) -> None:
         await self.engine.load_adapter(version.pipeline, version.artifact_path)
-        if (cfg := adapter_config(version.artifact_path)) is not None:
-            self.verbalizers[version.pipeline] = Verbalizer(self.engine.tokenizer, cfg)
-        else:
-            self.verbalizers.pop(version.pipeline, None)
         self.merged.activated(version)
 
     def _record(self, kind: str, started: float, result) -> None:
@@ -103,8 +72,8 @@ class LLMServer:
         self.requests.inc(tags={"kind": kind, "outcome": "rejected" if isinstance(result, ServiceError) else "ok"})
         if (usage := getattr(result, "usage", None)) is not None:
             self._count_tokens(kind, usage.prompt_tokens, usage.completion_tokens)
-        elif isinstance(result, RankResult):
-            self._count_tokens(kind, result.prompt_tokens, 0)
+        elif isinstance(result, LabelScores | Generated):
+            self._count_tokens(kind, result.prompt_tokens, getattr(result, "completion_tokens", 0))
 
     def _count_tokens(self, kind: str, prompt: int, completion: int) -> None:
         for direction, count in (("prompt", prompt), ("completion", completion)):
@@ -142,105 +111,70 @@ class LLMServer:
         async for chunk in self._counted("chat_stream", self.engine.chat_stream(request)):
             yield chunk
 
-    async def rank(self, request: RankRequest) -> RankResult | ServiceError:
-        """The verbalizer: candidates ordered by their labels' next-token log-probabilities, one forward pass."""
+    def _adapter(self, name: str | None):
+        """The adapter when it is served, else the base model: (LoRARequest or None, model name, adapter
+        version)."""
+        if name not in self.engine.adapters:
+            return None, self.model_name, None
+        version = self.adapters.versions.get(name)
+        return self.engine.adapters[name], f"{self.model_name}:{name}", version.version if version else None
+
+    async def score_labels(self, request: ScoreLabels) -> LabelScores | AdapterChanged | ServiceError:
+        """Log-probabilities of the labels as the next token after the prompt: one forward pass, no text. The
+        adapter is served merged into its own engine when it has one (faster on CPU), else as LoRA."""
         started = time.monotonic()
-        adapter = request.adapter if request.adapter in self.engine.adapters else None
-        lora = self.engine.adapters.get(adapter) if adapter else None
-        verbalizer = self.verbalizers.get(adapter, self.verbalizer)
+        lora, _, version = self._adapter(request.adapter)
+        if version != request.adapter_version:
+            return AdapterChanged(served=version)
+        adapter = request.adapter if lora is not None else None
         try:
-            prompt = verbalizer.prompt_ids(request.history, request.candidates, request.profile)
-        except ValueError as exc:
-            result = ServiceError(status=422, param="candidates", message=str(exc))
-        else:
-            label_ids = verbalizer.label_ids[: len(request.candidates)]
-            merged = await self.merged.label_logprobs(adapter, prompt, label_ids) if adapter else None
+            merged = await self.merged.label_logprobs(adapter, request.prompt, request.labels) if adapter else None
             if merged is not None:
                 (logprobs, version), served_as = merged, "merged"
             else:
-                logprobs = await self.engine.label_logprobs(prompt, label_ids, lora)
-                version = self.adapters.versions[adapter].version if adapter in self.adapters.versions else None
+                logprobs = await self.engine.label_logprobs(request.prompt, request.labels, lora)
                 served_as = "lora" if adapter else None
-            result = RankResult(order=verbalizer.order(logprobs), logprobs=logprobs, adapter=adapter,
-                                adapter_version=version, adapter_served_as=served_as, prompt_tokens=len(prompt))
-        self._record("rank", started, result)
+        except self.engine.client_errors as exc:
+            result = ServiceError(status=400, param="prompt", message=str(exc))
+        else:
+            result = LabelScores(logprobs=logprobs, adapter=adapter, adapter_version=version, served_as=served_as,
+                                 prompt_tokens=len(request.prompt))
+        self._record(request.kind, started, result)
         return result
 
-    async def answer(self, request: QAPrompt) -> AsyncIterator[QAGeneration | ServiceError]:
-        """The `qa` adapter (the base model until one is trained) answering from passages, streamed: text
-        deltas, then a last item with the token counts."""
+    async def generate_stream(self, request: Generate) -> AsyncIterator[Generated | ServiceError]:
+        """Greedy text from the adapter (the base model until it is loaded), streamed: text pieces, then a last
+        piece with the token counts."""
         started, streamed = time.monotonic(), False
-        lora, model, version = self._adapter("qa")
-        prompt, used = self.qa_prompter.prompt_ids(
-            request.question, [Context(p.text, p.source) for p in request.passages])
+        lora, model, version = self._adapter(request.adapter)
         completion = None
         try:
-            async for c, delta in self.engine.greedy(prompt, request.max_tokens, lora):
+            async for c, delta in self.engine.greedy(request.prompt, request.max_tokens, lora, request.json_schema):
                 completion = c
                 if delta:
                     if not streamed:
-                        self.first_token.observe(time.monotonic() - started, tags={"kind": "answer"})
+                        self.first_token.observe(time.monotonic() - started, tags={"kind": request.kind})
                         streamed = True
-                    yield QAGeneration(text=delta, model=model, adapter_version=version, prompt_tokens=len(prompt),
-                                       completion_tokens=0, passages_used=used)
+                    yield Generated(text=delta, model=model, adapter_version=version,
+                                    prompt_tokens=len(request.prompt), completion_tokens=0)
         except self.engine.client_errors as exc:
-            error = ServiceError(status=400, param="question", message=str(exc))
-            self.requests.inc(tags={"kind": "answer", "outcome": "rejected"})
-            yield error
+            self.requests.inc(tags={"kind": request.kind, "outcome": "rejected"})
+            yield ServiceError(status=400, param="prompt", message=str(exc))
             return
-        tokens = len(completion.token_ids) if completion else 0
-        self._count_tokens("answer", len(prompt), tokens)
-        self.requests.inc(tags={"kind": "answer", "outcome": "ok"})
-        self.latency.observe(time.monotonic() - started, tags={"kind": "answer"})
-        yield QAGeneration(text="", model=model, adapter_version=version, prompt_tokens=len(prompt),
-                           completion_tokens=tokens, passages_used=used, finished=True)
+        done = Generated(text="", model=model, adapter_version=version, prompt_tokens=len(request.prompt),
+                         completion_tokens=len(completion.token_ids) if completion else 0, finished=True)
+        self._record(request.kind, started, done)
+        yield done
 
-    def _adapter(self, pipeline: str):
-        """The pipeline's adapter when one is served, else the base model: (LoRARequest or None, model name,
-        adapter version)."""
-        if pipeline not in self.engine.adapters:
-            return None, self.model_name, None
-        version = self.adapters.versions.get(pipeline)
-        return (self.engine.adapters[pipeline], f"{self.model_name}:{pipeline}",
-                version.version if version else None)
-
-    async def choose_books(self, request: BookChoiceRequest) -> BookChoice | ServiceError:
-        """n of the candidates with a reason each, as JSON constrained to the candidates' ids (the `books`
-        adapter, or the base model until one is trained)."""
-        started = time.monotonic()
-        lora, model, version = self._adapter("books")
-        books = [catalogue_book(c) for c in request.candidates]
-        prompt, shown = self.book_prompter.choose(request.answers, request.reader, books, request.n)
-        ids = [b.id for b in shown]
-        schema = choice_schema(ids, min(request.n, len(ids)), self.books_reason_chars)
-        try:
-            text, prompt_tokens, completion_tokens = await self.engine.structured(prompt, schema, lora)
-            picks = parse_choice(text, ids)
-        except self.engine.client_errors as exc:
-            result = ServiceError(status=502, type="llm_error", message=str(exc))
-        else:
-            result = BookChoice(picks=[BookPick(book_id=p.book_id, reason=p.reason) for p in picks],
-                                candidates_shown=len(shown), model=model, adapter_version=version,
-                                usage=LLMUsage(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
-        self._record("books", started, result)
-        return result
-
-    async def judge_books(self, request: BookJudgeRequest) -> BookJudgement | ServiceError:
-        """A recommendation scored 0-5 against the fixed rubric by the base model, in its own call: one forward
-        pass, the score read from the digits' next-token probabilities."""
-        started = time.monotonic()
-        chosen = [(catalogue_book(c), reason) for c, reason in request.chosen]
-        prompt = self.engine.tokenizer.encode(self.book_prompter.judge(request.answers, request.reader, chosen),
-                                              add_special_tokens=False)
-        try:
-            score, expected = judged_scores(await self.engine.label_logprobs(prompt, self.score_ids, None))
-        except self.engine.client_errors as exc:
-            result = ServiceError(status=400, param="books", message=str(exc))
-        else:
-            result = BookJudgement(score=score, expected_score=round(expected, 4),
-                                   usage=LLMUsage(prompt_tokens=len(prompt), completion_tokens=0))
-        self._record("judge", started, result)
-        return result
+    async def generate(self, request: Generate) -> Generated | ServiceError:
+        """The whole greedy text at once, e.g. JSON constrained to `json_schema`."""
+        text, last = [], None
+        async for piece in self.generate_stream(request):
+            if isinstance(piece, ServiceError):
+                return piece
+            text.append(piece.text)
+            last = piece
+        return last.model_copy(update={"text": "".join(text)})
 
     def models(self) -> list[str]:
         return self.engine.model_ids()

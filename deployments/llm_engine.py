@@ -248,28 +248,20 @@ class LLMEngine:
         except self.client_errors as exc:
             yield ServiceError(status=400, message=str(exc), param="messages")
 
-    async def greedy(self, prompt_ids: list[int], max_tokens: int, lora: LoRARequest | None) -> AsyncIterator:
-        """(choice, new text) per step of a greedy continuation of token ids: grounded answers, reproducible."""
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-
-        params = SamplingParams(max_tokens=max_tokens, temperature=0.0)
-        async for c, delta in self._deltas(TokensPrompt(prompt_token_ids=prompt_ids), params, lora):
-            yield c, delta
-
-    async def structured(self, prompt: str, schema: dict, lora: LoRARequest | None) -> tuple[str, int, int]:
-        """Greedy text constrained to JSON matching `schema` (vLLM structured output): the text and the
-        prompt and completion token counts. The schema bounds the output
-        (enums, maxLength, maxItems), so the rest of the context is its token limit."""
+    async def greedy(self, prompt_ids: list[int], max_tokens: int | None, lora: LoRARequest | None,
+                     schema: dict | None = None) -> AsyncIterator:
+        """(choice, new text) per step of a greedy continuation of token ids: grounded answers, reproducible.
+        `schema` constrains the text to JSON of it (vLLM structured output); a schema that bounds the output
+        (enums, maxLength, maxItems) can leave `max_tokens` None: the rest of the context."""
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
         from vllm.sampling_params import StructuredOutputsParams
 
-        ids = self.tokenizer.encode(prompt, add_special_tokens=False)
-        params = SamplingParams(max_tokens=max(1, self.max_model_len - len(ids)), temperature=0.0,
-                                structured_outputs=StructuredOutputsParams(json=schema))
-        prompt_ids, outputs = await self._final(TokensPrompt(prompt_token_ids=ids), params, lora)
-        return outputs[0].text, len(prompt_ids), len(outputs[0].token_ids)
+        params = SamplingParams(
+            max_tokens=max_tokens or max(1, self.max_model_len - len(prompt_ids)), temperature=0.0,
+            structured_outputs=StructuredOutputsParams(json=schema) if schema is not None else None)
+        async for c, delta in self._deltas(TokensPrompt(prompt_token_ids=prompt_ids), params, lora):
+            yield c, delta
 
     # --- scoring ---------------------------------------------------------------------------------
     async def label_logprobs(

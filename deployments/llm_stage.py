@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from deployments.calls import call
 from deployments.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 
 log = logging.getLogger("tandem.llm_stage")
 
 
-async def llm_stage(pipeline: str, stage: str, method, request: Any, budget_s: float, down: str | None) -> Any:
-    """`method.remote(request)`'s answer, or a string saying why there is none. `down` is why the LLM deployment
-    cannot take requests, if it cannot: then it is not called at all."""
+async def llm_stage(pipeline: str, stage: str, work: Callable[[], Awaitable[Any]], budget_s: float,
+                    down: str | None) -> Any:
+    """`work()`'s answer (its calls to the LLM deployment), or a string saying why there is none. `down` is why
+    the LLM deployment cannot take requests, if it cannot: then `work` is not started at all."""
     metrics = pipeline_metrics()
     if down is not None:
         reason = f"llm stage unavailable: {down}"
     else:
         try:
-            result = await metrics.timed(pipeline, stage, asyncio.wait_for(call(method, request), timeout=budget_s))
+            result = await metrics.timed(pipeline, stage, asyncio.wait_for(work(), timeout=budget_s))
         except asyncio.TimeoutError:
             reason = f"llm stage exceeded its {budget_s:g} s budget"
         except Exception as exc:  # the LLM deployment failed mid-request

@@ -6,24 +6,18 @@ flagged, so the endpoint degrades instead of failing.
 
 from __future__ import annotations
 
-from ray.serve.handle import DeploymentHandle
-
 from db.pool import Database
 from db.users import get_user, list_surveys
 from deployments.calls import call
 from deployments.candidates_protocol import CandidateRequest, CandidateResponse
+from deployments.llm_prompts import RANKER
+from deployments.llm_protocol import AdapterChanged, LabelScores, ScoreLabels
 from deployments.llm_stage import llm_stage
-from deployments.recommend_protocol import (
-    RankRequest,
-    RankResult,
-    Recommendation,
-    RecommendationRequest,
-    RecommendationResponse,
-)
+from deployments.recommend_protocol import Recommendation, RecommendationRequest, RecommendationResponse
 from deployments.service_error import ServiceError
+from deployments.services import Services
 from deployments.telemetry import pipeline_metrics
 from models.verbalizer.prompts import Profile
-from tandem.settings import Settings
 
 PIPELINE = "recommendation"
 
@@ -39,16 +33,37 @@ async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profi
     return Profile(attributes={k: str(v) for k, v in fields.items()}, comments=comments)
 
 
-async def recommend(
-    request: RecommendationRequest, settings: Settings, db: Database, candidates: DeploymentHandle,
-    llm: DeploymentHandle, llm_down: str | None = None,
-) -> RecommendationResponse | ServiceError:
-    """`llm_down` says why the LLM deployment cannot take requests, if it cannot: the ranking is skipped."""
-    metrics = pipeline_metrics()
+async def rank(services: Services, history: list[str], candidates: list[str], profile: Profile | None,
+               ) -> tuple[list[int], LabelScores] | ServiceError:
+    """The verbalizer: the candidates' order and their labels' log-probabilities, read from one forward pass of
+    the ranker adapter (the base model until one is trained), with the prompt that adapter version was trained
+    on. Built again, once, when the version served is not the one the prompt was built for."""
+    prompts = services.prompts
+    for _ in range(2):
+        version = prompts.ranker_version
+        verbalizer = await prompts.ranker_verbalizer(services.db, version)
+        try:
+            prompt = verbalizer.prompt_ids(history, candidates, profile)
+        except ValueError as exc:
+            return ServiceError(status=422, param="candidates", message=str(exc))
+        scored = await call(services.llm.score_labels, ScoreLabels(
+            prompt=prompt, labels=verbalizer.label_ids[: len(candidates)], adapter=RANKER, adapter_version=version,
+            kind="rank"))
+        if isinstance(scored, ServiceError):
+            return scored
+        if not isinstance(scored, AdapterChanged):
+            return verbalizer.order(scored.logprobs), scored
+        prompts.ranker_version = scored.served
+    return ServiceError(status=503, type="service_unavailable",
+                        message="the ranker adapter changed twice during the request; try again")
+
+
+async def recommend(request: RecommendationRequest, services: Services) -> RecommendationResponse | ServiceError:
+    settings, metrics = services.settings, pipeline_metrics()
     wanted = CandidateRequest(user_id=request.user_id, k=settings.ranker_candidates,
                               include_history=settings.verbalizer_max_history)
     found: CandidateResponse | ServiceError = await metrics.timed(PIPELINE, "candidates",
-                                                                  call(candidates.candidates, wanted))
+                                                                  call(services.candidates.candidates, wanted))
     if isinstance(found, ServiceError):
         return found
     if found.fallback:
@@ -56,17 +71,17 @@ async def recommend(
     pool = found.candidates
     profile = None
     if settings.verbalizer_template == "gemmarec":
-        profile = await user_profile(db, request.user_id, [h.comment for h in found.history if h.comment])
-    rank = RankRequest(history=[h.title or h.item_id for h in found.history],
-                       candidates=[c.title or c.item_id for c in pool], profile=profile)
-    ranked: RankResult | str = await llm_stage(PIPELINE, "ranking", llm.rank, rank, settings.ranker_timeout_s,
-                                               llm_down)
+        profile = await user_profile(services.db, request.user_id, [h.comment for h in found.history if h.comment])
+    history, titles = [h.title or h.item_id for h in found.history], [c.title or c.item_id for c in pool]
+    ranked = await llm_stage(PIPELINE, "ranking", lambda: rank(services, history, titles, profile),
+                             settings.ranker_timeout_s, services.llm_down())
     reason = ranked if isinstance(ranked, str) else None
-    if isinstance(ranked, RankResult):
-        items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=ranked.logprobs[i],
-                                lrurec_rank=i) for i in ranked.order]
-        adapter, served_as, prompt_tokens = ranked.adapter, ranked.adapter_served_as, ranked.prompt_tokens
-        versions = {"lrurec": found.model_version, "ranker": ranked.adapter_version}
+    if reason is None:
+        order, scores = ranked
+        items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=scores.logprobs[i],
+                                lrurec_rank=i) for i in order]
+        adapter, served_as, prompt_tokens = scores.adapter, scores.served_as, scores.prompt_tokens
+        versions = {"lrurec": found.model_version, "ranker": scores.adapter_version}
     else:
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
                  for i, c in enumerate(pool)]

@@ -1,5 +1,4 @@
-"""Request and response models of the recommender's second stage: `POST /v1/recommendations` and the
-LLM deployment's ranking call behind it."""
+"""Request and response models of the recommender's second stage: `POST /v1/recommendations`."""
 
 from __future__ import annotations
 
@@ -8,24 +7,6 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from db.records import ExternalId
-from models.verbalizer.prompts import Profile
-
-
-class RankRequest(BaseModel):
-    history: list[str] = Field(description="Titles of the user's history, oldest first.")
-    candidates: list[str] = Field(min_length=1, description="Candidate titles in LRURec's order.")
-    profile: Profile | None = None
-    adapter: str | None = Field(default="ranker", description="LoRA adapter; the base model when not loaded.")
-
-
-class RankResult(BaseModel):
-    order: list[int] = Field(description="Candidate positions, best first.")
-    logprobs: list[float] = Field(description="Log-probability of each candidate's label, in candidate order.")
-    adapter: str | None = Field(description="The adapter that scored, or None for the base model.")
-    adapter_version: str | None = None
-    adapter_served_as: Literal["lora", "merged"] | None = Field(
-        default=None, description="The adapter as LoRA in the main engine, or merged into the base weights.")
-    prompt_tokens: int
 
 
 class RecommendationRequest(BaseModel):

@@ -25,6 +25,7 @@ from db.books import catalogue_books, catalogue_stamps
 from db.passages import CHANNEL as PASSAGES_CHANNEL
 from db.passages import passage_ids, passages
 from db.pool import Database
+from deployments.batching import batched, per_model
 from deployments.books_protocol import BookSearchRequest, BookSearchResponse, CatalogueHit
 from deployments.keywords_protocol import KeywordsResponse
 from deployments.model_watch import VersionWatch
@@ -197,10 +198,9 @@ class RetrieverServer:
         self.collection = PassageCollection(db, settings)
         self.catalogue = BookCollection(db, settings)
         await asyncio.gather(self.collection.start(), self.catalogue.start())
-        self.search_batch.set_max_batch_size(settings.retriever_max_batch_size)
-        self.search_batch.set_batch_wait_timeout_s(settings.retriever_batch_wait_ms / 1000)
-        self.batch_sizes = Histogram("tandem_retriever_batch_size", description="Queries per encoder forward pass.",
-                                     boundaries=[1, 2, 4, 8, 16, 32, 64])
+        self.batch_sizes = batched(self.search_batch, settings.retriever_max_batch_size,
+                                   settings.retriever_batch_wait_ms, "tandem_retriever_batch_size",
+                                   "Queries per encoder forward pass.")
         self.requests = Counter("tandem_retriever_requests", description="Retrieval requests by mode and outcome.",
                                 tag_keys=("mode", "outcome", "collection"))
         self.latency = Histogram("tandem_retriever_seconds", description="Retrieval latency in the deployment.",
@@ -210,17 +210,9 @@ class RetrieverServer:
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def search_batch(self, searches: list[Search]) -> list[list[Hit]]:
         self.batch_sizes.observe(len(searches))
-        return await asyncio.to_thread(self._search, searches)
-
-    @staticmethod
-    def _search(searches: list[Search]) -> list[list[Hit]]:
-        results: list[list[Hit] | None] = [None] * len(searches)
-        # Searches on different collections (or started before a swap) are searched by their own retriever.
-        for retriever in {id(s.retriever): s.retriever for s in searches}.values():
-            rows = [i for i, s in enumerate(searches) if s.retriever is retriever]
-            for i, hits in zip(rows, retriever.search_many([searches[i].query for i in rows]), strict=True):
-                results[i] = hits
-        return results
+        # Searches of the two collections share a batch; each is searched by its own collection's retriever.
+        return await per_model(searches, lambda s: s.retriever,
+                               lambda retriever, rows: retriever.search_many([s.query for s in rows]))
 
     async def _measured(self, collection: str, mode: Mode, search: Awaitable):
         started = time.monotonic()

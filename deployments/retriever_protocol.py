@@ -50,26 +50,6 @@ class QARequest(BaseModel):
     stream: bool = False
 
 
-class QAPrompt(BaseModel):
-    """What the LLM deployment needs to answer: the question and the passages, in the template's slots."""
-
-    question: str
-    passages: list[RetrievedPassage]
-    max_tokens: int
-
-
-class QAGeneration(BaseModel):
-    """One streamed piece of an answer; the last one has `finished` and the token counts."""
-
-    text: str
-    model: str = Field(description="`base:qa` when the qa adapter is served, else the base model.")
-    adapter_version: str | None
-    prompt_tokens: int
-    completion_tokens: int
-    passages_used: int = Field(description="Passages that fitted the prompt's context budget.")
-    finished: bool = False
-
-
 class QAResponse(BaseModel):
     question: str
     answer: str

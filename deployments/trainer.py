@@ -74,7 +74,9 @@ class Trainer:
         if self.settings.device == "cuda" and self.settings.train_num_gpus:
             options["num_gpus"] = self.settings.train_num_gpus
         task = _train_task.options(**options).remote(
-            self.settings, self.settings.database_url, runs, TrainOptions(**request.model_dump(exclude={"pipeline"}))
+            self.settings, self.settings.database_url, runs,
+            # Unset fields stay unset, so that a learning rate not given is the deployment's.
+            TrainOptions.model_validate(request.model_dump(exclude={"pipeline"}, exclude_unset=True)),
         )
         self.tasks.update({p: task for p in pipelines})
         self._watchers.add(watcher := asyncio.create_task(self._fail_if_lost(task, [r for _, r in runs])))

@@ -7,26 +7,31 @@ import os
 import random
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 Pair = tuple[list[int], list[int]]
 
 
-@dataclass
-class LoRATrainConfig:
-    epochs: int = 1
-    batch_size: int = 4
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
-    seed: int = 0
+class LoRAShape(BaseModel):
+    """The adapter's shape. Serving has to hold it (vLLM's max LoRA rank), so it is the deployment's to set, not a
+    training run's."""
+
+    r: int = Field(default=8, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=16, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class LoRATrainConfig(BaseModel):
+    epochs: int = Field(default=1, ge=1, le=100, description="Passes over the training examples.")
+    batch_size: int = Field(default=4, ge=1, le=1024, description="Examples per optimizer step.")
+    lr: float = Field(default=3e-4, gt=0, le=1, description="AdamW learning rate.")
+    weight_decay: float = Field(default=0.0, ge=0)
+    seed: int = Field(default=0, description="Adapter initialisation, example order and sampling.")
 
 
 def load_base(path: str, device: str):
@@ -68,13 +73,13 @@ def collate(pairs: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": labels, "attention_mask": mask}
 
 
-def with_adapter(model, cfg: LoRATrainConfig):
+def with_adapter(model, cfg: LoRATrainConfig, shape: LoRAShape):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(cfg.seed)  # the adapter's initial weights
     return get_peft_model(model, LoraConfig(
-        task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-        target_modules=cfg.target_modules,
+        task_type="CAUSAL_LM", r=shape.r, lora_alpha=shape.alpha, lora_dropout=shape.dropout,
+        target_modules=shape.target_modules,
     ))
 
 

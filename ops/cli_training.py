@@ -4,25 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import types
+import typing
 from pathlib import Path
 
+from pydantic import BaseModel
+
 from tandem.settings import Settings
+
+
+def add_options(parser: argparse.ArgumentParser, options: type[BaseModel], defaults: dict[str, str] | None = None,
+                ) -> None:
+    """A flag per scalar field of `options` (`max_epochs` → `--max-epochs`), with its description and default
+    (`defaults` names those the deployment sets). A flag not given is left out, so the field keeps its default and
+    stays unset (a learning rate not given is the deployment's)."""
+    for name, field in options.model_fields.items():
+        kinds = [k for k in typing.get_args(field.annotation) if k is not type(None)] \
+            if isinstance(field.annotation, types.UnionType) else [field.annotation]
+        if len(kinds) != 1 or kinds[0] not in (bool, int, float, str):
+            continue
+        default = (defaults or {}).get(name, field.default)
+        help_text = (field.description or "") + ("" if default is None else f" (default: {default})")
+        flag = "--" + name.replace("_", "-")
+        if kinds[0] is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
+        else:
+            parser.add_argument(flag, type=kinds[0], default=argparse.SUPPRESS, help=help_text)
+
+
+def options_from(args: argparse.Namespace, options: type[BaseModel]):
+    return options.model_validate({name: getattr(args, name) for name in options.model_fields if hasattr(args, name)})
 
 
 def cmd_train_lrurec(settings: Settings, args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from db.server import database_url
-    from models.lrurec.train import TrainConfig
     from training.lrurec import TrainRequest, run_training
+    from training.options import LRURecOptions
 
-    model_options = {k: getattr(args, k) for k in ("hidden", "blocks", "dropout", "max_len") if getattr(args, k)}
-    if args.dropout is not None:
-        model_options["attn_dropout"] = args.dropout
-    train_cfg = TrainConfig(max_epochs=args.max_epochs, batch_size=args.batch_size, lr=args.lr,
-                            weight_decay=args.weight_decay, patience=args.patience, seed=args.seed,
-                            exclude_seen=args.exclude_seen, shuffle_ties=args.shuffle_ties)
-    request = TrainRequest(ratings=args.ratings, output=args.output, model_options=model_options, train=train_cfg,
+    request = TrainRequest(options_from(args, LRURecOptions), ratings=args.ratings, output=args.output,
                            activate=not args.no_activate)
     db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
     with db as url:
@@ -35,14 +56,11 @@ def cmd_train_ranker(settings: Settings, args: argparse.Namespace) -> None:
     from contextlib import nullcontext
 
     from db.server import database_url
-    from models.verbalizer.train import RankerTrainConfig
+    from training.options import RankerOptions
     from training.ranker import RankerRequest, run_ranker_training
 
-    request = RankerRequest(
-        ratings=args.ratings, items=args.items, lrurec=args.lrurec, output=args.output, examples=args.examples,
-        eval_users=args.eval_users, activate=not args.no_activate,
-        train=RankerTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
-    )
+    request = RankerRequest(options_from(args, RankerOptions), ratings=args.ratings, items=args.items,
+                            lrurec=args.lrurec, output=args.output, activate=not args.no_activate)
     db = nullcontext(None) if args.ratings else database_url(settings.database_url, settings.pgdata_dir)
     with db as url:
         metrics = run_ranker_training(settings, request, url)
@@ -62,14 +80,10 @@ def cmd_eval_lrurec(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from models.kobart.train import KeywordTrainConfig
     from training.keywords import KeywordRequest, run_keyword_training
+    from training.options import KeywordOptions
 
-    request = KeywordRequest(
-        holdout=args.holdout, max_pairs=args.max_pairs, activate=not args.no_activate,
-        train=KeywordTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or settings.keywords_lr,
-                                 seed=args.seed),
-    )
+    request = KeywordRequest(options_from(args, KeywordOptions), activate=not args.no_activate)
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         metrics = run_keyword_training(settings, request, url)
     print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}, ensure_ascii=False))
@@ -77,17 +91,11 @@ def cmd_train_kobart(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from models.dpr.train import DPRTrainConfig
+    from training.options import DPROptions
     from training.retrieval import DPRRequest, run_dpr_training
 
-    request = DPRRequest(
-        holdout=args.holdout, split_seed=args.split_seed, hard_negatives=not args.no_hard_negatives,
-        inverse_cloze=not args.no_inverse_cloze,
-        max_questions=args.max_questions, output=args.output, build_index=not args.no_index,
-        activate=not args.no_activate,
-        train=DPRTrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr or settings.dpr_lr,
-                             patience=args.patience, seed=args.seed),
-    )
+    request = DPRRequest(options_from(args, DPROptions), output=args.output, build_index=not args.no_index,
+                         activate=not args.no_activate)
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         metrics = run_dpr_training(settings, request, url)
     print(json.dumps({k: v for k, v in metrics.items() if k != "epochs"}))
@@ -95,13 +103,10 @@ def cmd_train_dpr(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_train_qa(settings: Settings, args: argparse.Namespace) -> None:
     from db.server import database_url
-    from models.lora import LoRATrainConfig
+    from training.options import QAOptions
     from training.qa import QAAdapterRequest, run_qa_training
 
-    request = QAAdapterRequest(
-        examples=args.examples, holdout=args.holdout, activate=not args.no_activate,
-        train=LoRATrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed),
-    )
+    request = QAAdapterRequest(options_from(args, QAOptions), activate=not args.no_activate)
     with database_url(settings.database_url, settings.pgdata_dir) as url:
         print(json.dumps(run_qa_training(settings, request, url)))
 
@@ -127,35 +132,16 @@ def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> None:
 
 def add_training_commands(sub) -> None:
     """`train`, `index` and `eval` under the `tandem` command's subparsers `sub`."""
-    from models.dpr.train import DPRTrainConfig
-    from models.kobart.train import KeywordTrainConfig
-    from models.lrurec.train import TrainConfig
-    from models.verbalizer.data import DEFAULT_EXAMPLES
-    from models.verbalizer.train import RankerTrainConfig
+    from training.options import DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
 
-    TRAIN_DEFAULTS, RANKER_DEFAULTS, DPR_DEFAULTS = TrainConfig(), RankerTrainConfig(), DPRTrainConfig()
-    KEYWORD_DEFAULTS = KeywordTrainConfig()
+    no_activate = {"action": "store_true", "help": "register the version without serving it"}
     train = sub.add_parser("train", help="train a model").add_subparsers(dest="model", required=True)
     lru = train.add_parser("lrurec", help="LRURec candidate generator; from the database unless --ratings")
     lru.add_argument("--ratings", type=Path, help="ratings CSV instead of the database (user_id|userId, "
                      "item_id|movieId|itemId, timestamp[, rating]), or MovieLens ratings.dat / u.data")
-    lru.add_argument("--items", type=Path, help="items CSV (item_id,title); titles are not needed for training")
     lru.add_argument("--output", type=Path, help="artifact folder (default var/artifacts/lrurec/<version>)")
-    lru.add_argument("--max-epochs", type=int, default=TRAIN_DEFAULTS.max_epochs)
-    lru.add_argument("--patience", type=int, default=TRAIN_DEFAULTS.patience)
-    lru.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS.batch_size)
-    lru.add_argument("--lr", type=float, default=TRAIN_DEFAULTS.lr)
-    lru.add_argument("--weight-decay", type=float, default=TRAIN_DEFAULTS.weight_decay)
-    lru.add_argument("--seed", type=int, default=TRAIN_DEFAULTS.seed)
-    lru.add_argument("--exclude-seen", action=argparse.BooleanOptionalAction, default=TRAIN_DEFAULTS.exclude_seen,
-                     help="leave the items already in the sequence out of each position's softmax")
-    lru.add_argument("--shuffle-ties", action=argparse.BooleanOptionalAction, default=TRAIN_DEFAULTS.shuffle_ties,
-                     help="a new order, each epoch, for the items a user rated in the same second")
-    lru.add_argument("--hidden", type=int)
-    lru.add_argument("--blocks", type=int)
-    lru.add_argument("--dropout", type=float, help="dropout everywhere in the model")
-    lru.add_argument("--max-len", type=int, dest="max_len")
-    lru.add_argument("--no-activate", action="store_true", help="register the version without serving it")
+    lru.add_argument("--no-activate", **no_activate)
+    add_options(lru, LRURecOptions)
     lru.set_defaults(func=cmd_train_lrurec)
 
     rk = train.add_parser("ranker", help="LoRA adapter of the LLM verbalizer, on top of a trained LRURec; "
@@ -164,51 +150,25 @@ def add_training_commands(sub) -> None:
     rk.add_argument("--items", type=Path, help="items CSV with titles (item_id|movieId,title), with --ratings")
     rk.add_argument("--lrurec", type=Path, help="LRURec artifact folder (default: the active version)")
     rk.add_argument("--output", type=Path, help="adapter folder (default var/artifacts/ranker/<version>)")
-    rk.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="LlamaRec-style training prompts")
-    rk.add_argument("--epochs", type=int, default=RANKER_DEFAULTS.epochs)
-    rk.add_argument("--batch-size", type=int, default=RANKER_DEFAULTS.batch_size)
-    rk.add_argument("--lr", type=float, default=RANKER_DEFAULTS.lr)
-    rk.add_argument("--seed", type=int, default=RANKER_DEFAULTS.seed)
-    rk.add_argument("--eval-users", type=int, help="evaluate on the first N test users (default: all)")
-    rk.add_argument("--no-activate", action="store_true", help="register the adapter without serving it")
+    rk.add_argument("--no-activate", **no_activate)
+    add_options(rk, RankerOptions)
     rk.set_defaults(func=cmd_train_ranker)
 
     dpr = train.add_parser("dpr", help="DPR dual encoder on the database's qa pairs, then its FAISS index")
-    dpr.add_argument("--holdout", type=float, default=0.2, help="share of documents held out for evaluation")
-    dpr.add_argument("--split-seed", type=int, default=0)
-    dpr.add_argument("--max-questions", type=int, help="train on the first N training questions")
-    dpr.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only (no BM25 ones)")
-    dpr.add_argument("--no-inverse-cloze", action="store_true",
-                     help="questions only (no sentence-to-passage examples from the collection)")
-    dpr.add_argument("--epochs", type=int, default=DPR_DEFAULTS.epochs)
-    dpr.add_argument("--batch-size", type=int, default=DPR_DEFAULTS.batch_size)
-    dpr.add_argument("--patience", type=int, default=DPR_DEFAULTS.patience,
-                     help="epochs without a better validation loss before stopping")
-    dpr.add_argument("--lr", type=float, help="default: TANDEM_DPR_LR")
-    dpr.add_argument("--seed", type=int, default=DPR_DEFAULTS.seed)
     dpr.add_argument("--output", type=Path, help="encoder folder (default var/artifacts/dpr/<version>)")
     dpr.add_argument("--no-index", action="store_true", help="do not build the index afterwards")
-    dpr.add_argument("--no-activate", action="store_true")
+    dpr.add_argument("--no-activate", **no_activate)
+    add_options(dpr, DPROptions, {"lr": "TANDEM_DPR_LR"})
     dpr.set_defaults(func=cmd_train_dpr)
 
     qa = train.add_parser("qa-adapter", help="LoRA adapter of the LLM for answering from retrieved passages")
-    qa.add_argument("--examples", type=int, default=64, help="question-answer pairs to train on")
-    qa.add_argument("--holdout", type=float, default=0.2, help="share of documents kept out of training")
-    qa.add_argument("--epochs", type=int, default=RANKER_DEFAULTS.epochs)
-    qa.add_argument("--batch-size", type=int, default=RANKER_DEFAULTS.batch_size)
-    qa.add_argument("--lr", type=float, default=RANKER_DEFAULTS.lr)
-    qa.add_argument("--seed", type=int, default=RANKER_DEFAULTS.seed)
-    qa.add_argument("--no-activate", action="store_true")
+    qa.add_argument("--no-activate", **no_activate)
+    add_options(qa, QAOptions)
     qa.set_defaults(func=cmd_train_qa)
 
     kb = train.add_parser("kobart", help="the keyword model (BART seq2seq) on the database's keyword pairs")
-    kb.add_argument("--holdout", type=float, default=0.1, help="share of pairs held out for the report")
-    kb.add_argument("--max-pairs", type=int, help="train on the first N training pairs")
-    kb.add_argument("--epochs", type=int, default=KEYWORD_DEFAULTS.epochs)
-    kb.add_argument("--batch-size", type=int, default=KEYWORD_DEFAULTS.batch_size)
-    kb.add_argument("--lr", type=float, help="default: TANDEM_KEYWORDS_LR")
-    kb.add_argument("--seed", type=int, default=KEYWORD_DEFAULTS.seed)
-    kb.add_argument("--no-activate", action="store_true")
+    kb.add_argument("--no-activate", **no_activate)
+    add_options(kb, KeywordOptions, {"lr": "TANDEM_KEYWORDS_LR"})
     kb.set_defaults(func=cmd_train_kobart)
 
     index = sub.add_parser("index", help="the retrieval index").add_subparsers(dest="action", required=True)

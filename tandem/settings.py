@@ -6,17 +6,15 @@ Values come from `TANDEM_*` environment variables (and an optional `.env`);
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from models.lora import LoRATrainConfig
+from models.lora import LoRAShape
 from models.verbalizer.prompts import VerbalizerConfig
 
-C = TypeVar("C", bound=LoRATrainConfig)
 # The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
 SMALL_MODEL_GPUS = ("GPU share per replica on cuda (e.g. 0.1, beside an LLM at 0.7, to share one card); "
                     "0 keeps the model on the CPU.")
@@ -285,10 +283,11 @@ class Settings(BaseSettings):
         """Where deployment `name` runs its model: on the GPU only when it asks Ray for a share of one."""
         return "cuda" if self.device == "cuda" and getattr(self, f"{name}_num_gpus") > 0 else "cpu"
 
-    def lora_shape(self, cfg: C) -> C:
-        """`cfg` with the adapter shape of these settings, so training and serving agree on it."""
-        return replace(cfg, lora_r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
-                       target_modules=list(self.lora_target_modules))
+    @property
+    def lora_shape(self) -> LoRAShape:
+        """The shape of every adapter trained here, so training and serving agree on it."""
+        return LoRAShape(r=self.lora_r, alpha=self.lora_alpha, dropout=self.lora_dropout,
+                         target_modules=list(self.lora_target_modules))
 
     @property
     def bert_path(self) -> str:

@@ -12,16 +12,14 @@ import httpx
 import pytest
 
 from db.server import database_url
-from models.lrurec.train import TrainConfig
 from ops.assets import build_assets
 from tandem.settings import Settings
 from training.lrurec import TrainRequest, run_training
+from training.options import LRURecOptions
 
 SERVE_START_TIMEOUT_S = 600
 # A few epochs of a small LRURec: enough to beat popularity on MovieLens, in well under a minute.
-QUICK = TrainRequest(
-    model_options={"hidden": 32, "max_len": 50}, train=TrainConfig(max_epochs=3, patience=3, batch_size=64, lr=2e-3)
-)
+QUICK = TrainRequest(LRURecOptions(hidden=32, max_len=50, max_epochs=3, patience=3, batch_size=64, lr=2e-3))
 
 
 def free_port() -> int:

@@ -17,7 +17,7 @@ import json
 import random
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from db import connect
@@ -29,6 +29,7 @@ from models.korean import analyzer_keywords
 from tandem.settings import Settings
 from training import registered
 from training.lrurec import new_version
+from training.options import KeywordOptions, config_of, given_lr
 
 PIPELINE = "kobart"
 SourcedPair = tuple[str, list[str], str]  # query, keywords, where the pair comes from
@@ -77,9 +78,7 @@ def read_pairs(url: str) -> list[SourcedPair]:
 
 @dataclass
 class KeywordRequest:
-    holdout: float = 0.1  # pairs held out for the report (fine-tuned model against the analyser)
-    max_pairs: int | None = None
-    train: KeywordTrainConfig = field(default_factory=KeywordTrainConfig)
+    options: KeywordOptions = field(default_factory=KeywordOptions)
     activate: bool = True
 
 
@@ -100,11 +99,12 @@ def held_out_report(model: KeywordModel, held: list[SourcedPair]) -> dict:
 
 
 def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, run_id: int | None = None) -> dict:
-    pairs = read_pairs(url)
-    random.Random(request.train.seed).shuffle(pairs)
-    n_held = round(len(pairs) * request.holdout)
+    pairs, options = read_pairs(url), request.options
+    config = config_of(options, KeywordTrainConfig).model_copy(update={"lr": given_lr(options, settings.keywords_lr)})
+    random.Random(config.seed).shuffle(pairs)
+    n_held = round(len(pairs) * options.holdout)
     held, rest = pairs[:n_held], pairs[n_held:]
-    train_pairs = [(q, k) for q, k, _ in (rest[: request.max_pairs] if request.max_pairs else rest)]
+    train_pairs = [(q, k) for q, k, _ in (rest[: options.max_pairs] if options.max_pairs else rest)]
     if len(train_pairs) < 4:
         raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
     version = new_version()
@@ -112,12 +112,12 @@ def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, 
     model = KeywordModel.load(settings.bart_path, settings.keywords_generation)
 
     def work(report) -> dict:
-        metrics = train_keywords(model, train_pairs, request.train, output, on_epoch=report)
+        metrics = train_keywords(model, train_pairs, config, output, on_epoch=report)
         if held:
             metrics["held_out"] = held_out_report(KeywordModel.load(output, model.generation), held)
             (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
         return metrics
 
     params = {"base": settings.bart_path, "pairs": len(train_pairs), "held_out": len(held),
-              "train": asdict(request.train)}
+              "train": config.model_dump()}
     return registered.run(url, PIPELINE, params, version, output, work, request.activate, run_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,16 +16,16 @@ from models.lrurec.model import LRURecConfig
 from models.lrurec.train import TrainConfig, train
 from tandem.settings import Settings
 from training import registered
+from training.options import LRURecOptions, config_of
 
 PIPELINE = "lrurec"
 
 
 @dataclass
 class TrainRequest:
+    options: LRURecOptions = field(default_factory=LRURecOptions)
     ratings: Path | None = None  # None: the database
     output: Path | None = None  # None: var/artifacts/lrurec/<version>
-    model_options: dict | None = None  # LRURecConfig fields other than num_items
-    train: TrainConfig | None = None
     activate: bool = True
 
 
@@ -55,11 +55,11 @@ def run_training(
         raise ValueError("give a ratings CSV or a database")
     events = events_from_csv(request.ratings) if request.ratings else asyncio.run(_db_events(database_url))
     seqs = build_sequences(events)
-    model_cfg = LRURecConfig(num_items=seqs.num_items, **(request.model_options or {}))
-    train_cfg = request.train or TrainConfig()
+    model_cfg = LRURecConfig(num_items=seqs.num_items, **request.options.model_options())
+    train_cfg = config_of(request.options, TrainConfig)
     if request.ratings is not None:
         return train(seqs, model_cfg, train_cfg, output)
-    params = {"model": model_cfg.to_dict(), "train": asdict(train_cfg), "users": len(seqs.user_ids)}
+    params = {"model": model_cfg.to_dict(), "train": train_cfg.model_dump(), "users": len(seqs.user_ids)}
     return registered.run(database_url, PIPELINE, params, version, output,
                           lambda report: train(seqs, model_cfg, train_cfg, output, on_epoch=report),
                           request.activate, run_id)

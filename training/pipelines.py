@@ -12,50 +12,10 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from models.dpr.train import DPRTrainConfig
-from models.kobart.train import KeywordTrainConfig
-from models.lora import LoRATrainConfig
-from models.lrurec.train import TrainConfig
-from models.verbalizer.data import DEFAULT_EXAMPLES
-from models.verbalizer.train import RankerTrainConfig
 from tandem.settings import Settings
+from training.options import DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
 
 ORDER = ("lrurec", "ranker")
-
-
-class LRURecOptions(BaseModel):
-    max_epochs: int = Field(default=TrainConfig.max_epochs, ge=1, le=1000)
-    patience: int = Field(default=TrainConfig.patience, ge=1)
-    seed: int = 0
-    exclude_seen: bool = Field(default=TrainConfig.exclude_seen,
-                               description="leave the items already in the sequence out of each position's softmax")
-    shuffle_ties: bool = Field(default=TrainConfig.shuffle_ties,
-                               description="a new order, each epoch, for the items a user rated in the same second")
-
-
-class DPROptions(BaseModel):
-    epochs: int = Field(default=DPRTrainConfig.epochs, ge=1, le=100)
-    max_questions: int | None = Field(default=None, ge=4, description="Training questions; all when omitted.")
-    seed: int = 0
-
-
-class QAOptions(BaseModel):
-    examples: int = Field(default=64, ge=1, le=100_000, description="Question-answer pairs to train on.")
-    epochs: int = Field(default=1, ge=1, le=100)
-    seed: int = 0
-
-
-class KeywordOptions(BaseModel):
-    epochs: int = Field(default=KeywordTrainConfig.epochs, ge=1, le=100)
-    max_pairs: int | None = Field(default=None, ge=4, description="Training pairs; all when omitted.")
-    seed: int = 0
-
-
-class RankerOptions(BaseModel):
-    examples: int = Field(default=DEFAULT_EXAMPLES, ge=1, le=100_000, description="LlamaRec-style training prompts.")
-    epochs: int = Field(default=1, ge=1, le=100)
-    eval_users: int | None = Field(default=None, ge=1, description="Test users to evaluate on; all when omitted.")
-    seed: int = 0
 
 
 class TrainOptions(BaseModel):
@@ -75,42 +35,31 @@ def plan(pipeline: str) -> list[str]:
 def _lrurec(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.lrurec import TrainRequest, run_training
 
-    o = options.lrurec
-    cfg = TrainConfig(max_epochs=o.max_epochs, patience=o.patience, seed=o.seed, exclude_seen=o.exclude_seen,
-                      shuffle_ties=o.shuffle_ties)
-    run_training(settings, TrainRequest(train=cfg), url, run_id)
+    run_training(settings, TrainRequest(options.lrurec), url, run_id)
 
 
 def _ranker(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.ranker import RankerRequest, run_ranker_training
 
-    o = options.ranker
-    cfg = RankerTrainConfig(epochs=o.epochs, seed=o.seed)
-    run_ranker_training(settings, RankerRequest(examples=o.examples, eval_users=o.eval_users, train=cfg), url, run_id)
+    run_ranker_training(settings, RankerRequest(options.ranker), url, run_id)
 
 
 def _dpr(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.retrieval import DPRRequest, run_dpr_training
 
-    o = options.dpr
-    cfg = DPRTrainConfig(epochs=o.epochs, lr=settings.dpr_lr, seed=o.seed)
-    run_dpr_training(settings, DPRRequest(max_questions=o.max_questions, train=cfg), url, run_id)
+    run_dpr_training(settings, DPRRequest(options.dpr), url, run_id)
 
 
 def _qa(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.qa import QAAdapterRequest, run_qa_training
 
-    o = options.qa
-    cfg = LoRATrainConfig(epochs=o.epochs, seed=o.seed)
-    run_qa_training(settings, QAAdapterRequest(examples=o.examples, train=cfg), url, run_id)
+    run_qa_training(settings, QAAdapterRequest(options.qa), url, run_id)
 
 
 def _kobart(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.keywords import KeywordRequest, run_keyword_training
 
-    o = options.kobart
-    cfg = KeywordTrainConfig(epochs=o.epochs, lr=settings.keywords_lr, seed=o.seed)
-    run_keyword_training(settings, KeywordRequest(max_pairs=o.max_pairs, train=cfg), url, run_id)
+    run_keyword_training(settings, KeywordRequest(options.kobart), url, run_id)
 
 
 # One training run per trainable model of the registry (tandem.pipelines.TRAINABLE).

@@ -18,6 +18,7 @@ from models.qa.train import QAExample, train_qa_adapter
 from tandem.settings import Settings
 from training import registered
 from training.lrurec import new_version
+from training.options import QAOptions, config_of
 from training.retrieval import Collection, read_collection
 
 PIPELINE = "qa"
@@ -25,16 +26,13 @@ PIPELINE = "qa"
 
 @dataclass
 class QAAdapterRequest:
-    examples: int = 64
-    holdout: float = 0.2
-    split_seed: int = 0
-    train: LoRATrainConfig = field(default_factory=LoRATrainConfig)
+    options: QAOptions = field(default_factory=QAOptions)
     activate: bool = True
 
 
-def qa_examples(collection: Collection, request: QAAdapterRequest, top_k: int) -> list[QAExample]:
-    train_records, _ = split_by_document(collection.questions, request.holdout, request.split_seed)
-    records = random.Random(request.train.seed).sample(train_records, min(request.examples, len(train_records)))
+def qa_examples(collection: Collection, options: QAOptions, top_k: int) -> list[QAExample]:
+    train_records, _ = split_by_document(collection.questions, options.holdout, options.split_seed)
+    records = random.Random(options.seed).sample(train_records, min(options.examples, len(train_records)))
     retriever = Retriever(collection.passages, dense=None)
     by_document: dict[str, list] = {}
     for p in collection.passages:
@@ -53,16 +51,17 @@ def qa_examples(collection: Collection, request: QAAdapterRequest, top_k: int) -
 
 def run_qa_training(settings: Settings, request: QAAdapterRequest, url: str, run_id: int | None = None) -> dict:
     collection = read_collection(url)
-    examples = qa_examples(collection, request, settings.qa_top_k)
+    examples = qa_examples(collection, request.options, settings.qa_top_k)
     if not examples:
         raise ValueError("no question-answer pairs whose answer is in a passage: import some first "
                          "(`tandem db import-korquad`)")
     version = new_version()
     output = settings.artifacts_dir / PIPELINE / version
-    params = {"base": settings.llm_path, "examples": len(examples), "holdout": request.holdout,
+    params = {"base": settings.llm_path, "examples": len(examples), "holdout": request.options.holdout,
               "top_k": settings.qa_top_k, "max_context_tokens": settings.qa_max_context_tokens}
     return registered.run(
         url, PIPELINE, params, version, output,
-        lambda report: train_qa_adapter(settings.llm_path, examples, output, settings.lora_shape(request.train),
+        lambda report: train_qa_adapter(settings.llm_path, examples, output,
+                                        config_of(request.options, LoRATrainConfig), settings.lora_shape,
                                         settings.qa_max_context_tokens, settings.device, on_step=report),
         request.activate, run_id)

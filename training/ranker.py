@@ -18,25 +18,23 @@ from db.files.ratings_csv import read_items
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import Sequences, build_sequences, left_pad
 from models.lrurec.evaluate import exclude_history, split
-from models.verbalizer.data import DEFAULT_EXAMPLES, evaluation_cases, training_examples
-from models.verbalizer.prompts import VerbalizerConfig
+from models.verbalizer.data import evaluation_cases, training_examples
 from models.verbalizer.train import RankerTrainConfig, train_ranker
 from tandem.settings import Settings
 from training import registered
 from training.lrurec import _db_events, events_from_csv, new_version
+from training.options import RankerOptions, config_of
 
 PIPELINE = "ranker"
 
 
 @dataclass
 class RankerRequest:
+    options: RankerOptions = field(default_factory=RankerOptions)
     ratings: Path | None = None  # None: the database
     items: Path | None = None  # titles, with --ratings
     lrurec: Path | None = None  # None: the active LRURec version
     output: Path | None = None
-    examples: int = DEFAULT_EXAMPLES
-    eval_users: int | None = None  # None: every user
-    train: RankerTrainConfig = field(default_factory=RankerTrainConfig)
     activate: bool = True
 
 
@@ -62,11 +60,6 @@ async def _db_titles(url: str, item_ids: list[str]) -> dict[str, str]:
         return await titles(conn, item_ids)
 
 
-def settings_config(settings: Settings, request: RankerRequest) -> tuple[RankerTrainConfig, VerbalizerConfig]:
-    """The LoRA shape and the prompt come from settings, so training and serving agree on them."""
-    return settings.lora_shape(request.train), settings.verbalizer
-
-
 def run_ranker_training(
     settings: Settings, request: RankerRequest, database_url: str | None = None, run_id: int | None = None
 ) -> dict:
@@ -85,19 +78,22 @@ def run_ranker_training(
         info = read_items(request.items) if request.items else {}
         names = {i: info[i].title for i in checkpoint.item_ids if i in info}
     titles = {index: names.get(item, item) for index, item in enumerate(checkpoint.item_ids, start=1)}
-    train_cfg, verbalizer_cfg = settings_config(settings, request)
-    examples = training_examples(seqs, verbalizer_cfg.num_candidates, request.examples, train_cfg.seed)
+    # The LoRA shape and the prompt come from settings, so training and serving agree on them.
+    options = request.options
+    train_cfg, verbalizer_cfg = config_of(options, RankerTrainConfig), settings.verbalizer
+    examples = training_examples(seqs, verbalizer_cfg.num_candidates, options.examples, train_cfg.seed)
     cases = evaluation_cases(seqs, lrurec_candidates(checkpoint, seqs, "test", verbalizer_cfg.num_candidates), "test")
-    cases = cases[: request.eval_users] if request.eval_users else cases
+    cases = cases[: options.eval_users] if options.eval_users else cases
     version = new_version()
     output = request.output or settings.artifacts_dir / PIPELINE / version
 
     def work(on_step=None) -> dict:
-        metrics = train_ranker(settings.llm_path, examples, cases, titles, output, train_cfg, verbalizer_cfg,
+        metrics = train_ranker(settings.llm_path, examples, cases, titles, output, train_cfg, settings.lora_shape,
+                               verbalizer_cfg,
                                settings.device, on_step=on_step)
         return {**metrics, "lrurec": str(lrurec_dir)}
 
     if not from_db:
         return work()
-    parameters = {"examples": request.examples, "lrurec": str(lrurec_dir), "base": settings.llm_path}
+    parameters = {"examples": options.examples, "lrurec": str(lrurec_dir), "base": settings.llm_path}
     return registered.run(database_url, PIPELINE, parameters, version, output, work, request.activate, run_id)

@@ -26,19 +26,15 @@ from tandem.settings import Settings
 from training import registered
 from training.keywords import PIPELINE as KEYWORDS
 from training.lrurec import new_version
+from training.options import DPROptions, config_of, given_lr
 
 DPR, INDEX = "dpr", "index"
 
 
 @dataclass
 class DPRRequest:
-    holdout: float = 0.2
-    split_seed: int = 0
-    hard_negatives: bool = True
-    inverse_cloze: bool = True  # also learn from the collection's own sentences (no questions needed)
-    max_questions: int | None = None  # None: every training question
+    options: DPROptions = field(default_factory=DPROptions)
     output: Path | None = None
-    train: DPRTrainConfig = field(default_factory=DPRTrainConfig)
     build_index: bool = True
     activate: bool = True
 
@@ -75,9 +71,11 @@ def _hard_negatives(records: list[QARecord], chunks, top: int = 5) -> dict[str, 
 
 def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: int | None = None) -> dict:
     collection = read_collection(url)
-    train_records, _ = split_by_document(collection.questions, request.holdout, request.split_seed)
-    if request.max_questions is not None:
-        train_records = train_records[: request.max_questions]
+    options = request.options
+    config = config_of(options, DPRTrainConfig).model_copy(update={"lr": given_lr(options, settings.dpr_lr)})
+    train_records, _ = split_by_document(collection.questions, options.holdout, options.split_seed)
+    if options.max_questions is not None:
+        train_records = train_records[: options.max_questions]
     model = DualEncoder.from_base(settings.bert_path, max_question_tokens=settings.dpr_max_question_tokens,
                                   max_passage_tokens=settings.dpr_max_passage_tokens, pooling=settings.dpr_pooling)
     chunks = chunk_passages([(p.id, p.text) for p in collection.passages], model.tokenizer, settings.chunk_tokens)
@@ -85,18 +83,18 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
     by_document: dict[str, list] = {}
     for c in chunks:
         by_document.setdefault(document_of[c.passage_id], []).append(c)
-    negatives = _hard_negatives(train_records, chunks) if request.hard_negatives else None
+    negatives = _hard_negatives(train_records, chunks) if options.hard_negatives else None
     examples = training_examples(train_records, by_document, negatives)
-    if request.inverse_cloze:
-        examples += inverse_cloze_examples(chunks, request.train.seed)
+    if options.inverse_cloze:
+        examples += inverse_cloze_examples(chunks, config.seed)
     version = new_version()
     output = request.output or settings.artifacts_dir / DPR / version
     params = {"base": settings.bert_path, "questions": len(train_records), "examples": len(examples),
-              "holdout": request.holdout, "split_seed": request.split_seed,
-              "hard_negatives": request.hard_negatives, "inverse_cloze": request.inverse_cloze,
-              "train": asdict(request.train)}
+              "holdout": options.holdout, "split_seed": options.split_seed,
+              "hard_negatives": options.hard_negatives, "inverse_cloze": options.inverse_cloze,
+              "train": config.model_dump()}
     result = registered.run(url, DPR, params, version, output,
-                            lambda report: train(model, examples, request.train, output, on_epoch=report),
+                            lambda report: train(model, examples, config, output, on_epoch=report),
                             request.activate, run_id)
     if request.build_index:
         result["index"] = run_index_build(settings, url, output, activate=request.activate)

@@ -36,7 +36,7 @@ async def book_questions() -> list[BookQuestion]:
              summary="Catalogue books for a query (dense + BM25); with `user_id`, never a book the user read or one "
                      "on a topic they avoid.")
 async def book_search(request: CatalogueSearchRequest, services: Served):
-    return answered(await search_catalogue(request, services.db, services.retriever))
+    return answered(await search_catalogue(request, services))
 
 
 @router.post("/recommendations", dependencies=[needs("retriever")], response_model=BookRecommendationResponse,
@@ -44,8 +44,7 @@ async def book_search(request: CatalogueSearchRequest, services: Served):
              summary="n catalogue books for the five answers (and a user's reading life), chosen by the LLM among "
                      "retrieved candidates with a reason each; never a book read or one on an avoided topic.")
 async def book_recommendations(request: BookRecommendationRequest, services: Served):
-    return answered(await recommend_books(request, services.settings, services.db, services.retriever, services.llm,
-                                          llm_down=services.deployments.problem("llm")))
+    return answered(await recommend_books(request, services))
 
 
 @router.post("/judgements", dependencies=[needs("llm")], response_model=BookJudgement,
@@ -54,7 +53,7 @@ async def book_recommendations(request: BookRecommendationRequest, services: Ser
                      "(the seed project's evaluation).")
 async def book_judgements(request: BookJudgementRequest, services: Served):
     try:
-        return answered(await judge_books(request, services.settings, services.db, services.llm))
+        return answered(await judge_books(request, services))
     except asyncio.TimeoutError:
         return error_response(503, f"judging took longer than {services.settings.books_timeout_s:g} s",
                               "service_unavailable")

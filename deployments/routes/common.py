@@ -3,32 +3,17 @@ deployment's answer turned into the route's."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
 from fastapi.responses import JSONResponse
 from ray import serve
-from ray.serve.handle import DeploymentHandle
 
-from db.pool import Database
-from deployments.health import DeploymentDown, DeploymentStates
+from deployments.health import DeploymentDown
 from deployments.http_errors import error_response
 from deployments.openai_protocol import ErrorResponse
 from deployments.service_error import ServiceError
-from tandem.settings import Settings
-
-
-@dataclass(frozen=True)
-class Services:
-    settings: Settings
-    db: Database
-    deployments: DeploymentStates
-    llm: DeploymentHandle
-    candidates: DeploymentHandle
-    trainer: DeploymentHandle
-    retriever: DeploymentHandle
-    keywords: DeploymentHandle
+from deployments.services import Services
 
 
 def get_services() -> Services:

@@ -25,5 +25,4 @@ async def candidates(request: CandidateRequest, services: Served):
              summary="LRURec candidates reordered by the LLM verbalizer (the `ranker` adapter); LRURec's order, "
                      "flagged, when the LLM stage fails or runs out of time.")
 async def recommendations(request: RecommendationRequest, services: Served):
-    return answered(await recommend(request, services.settings, services.db, services.candidates, services.llm,
-                                    llm_down=services.deployments.problem("llm")))
+    return answered(await recommend(request, services))

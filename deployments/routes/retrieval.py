@@ -9,15 +9,16 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from deployments.answer import answer, generation, retrieve_for, sources, unanswered
+from deployments.answer import Answered, answer, answer_events, sources, unanswered
 from deployments.calls import call
 from deployments.health import DeploymentDown
 from deployments.http_errors import error_response
 from deployments.keywords_protocol import KeywordsRequest
 from deployments.openai_protocol import ErrorBody, ErrorResponse
 from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
-from deployments.routes.common import Served, Services, answered, errors, needs, service_error_response
+from deployments.routes.common import Served, answered, errors, needs, service_error_response
 from deployments.service_error import ServiceError
+from deployments.services import Services
 
 router = APIRouter(prefix="/v1")
 
@@ -43,8 +44,7 @@ async def qa(request: QARequest, services: Served):
     try:
         if request.stream:
             return await qa_events(request, services)
-        result = await asyncio.wait_for(answer(request, settings, services.retriever, services.llm),
-                                        timeout=settings.qa_timeout_s)
+        result = await asyncio.wait_for(answer(request, services), timeout=settings.qa_timeout_s)
     except asyncio.TimeoutError:
         return error_response(503, f"answering took longer than {settings.qa_timeout_s:g} s", "service_unavailable")
     return answered(result)
@@ -55,29 +55,29 @@ def event(body: dict) -> str:
 
 
 async def qa_events(request: QARequest, services: Services):
-    retrieved = await retrieve_for(request, services.settings, services.retriever)
+    """The answer as server-sent events; a retrieval failure is an HTTP error, before any event."""
+    events = answer_events(request, services)
+    retrieved = await anext(events)
     if isinstance(retrieved, ServiceError):
         return service_error_response(retrieved)
-    found, relevant = retrieved
 
-    async def events() -> AsyncIterator[str]:
-        if not relevant:
+    async def stream() -> AsyncIterator[str]:
+        found = retrieved.found
+        if not retrieved.relevant:
             yield f"data: {unanswered(request, found).model_dump_json()}\n\n"
-            yield "data: [DONE]\n\n"
-            return
-        yield event({"passages": [p.model_dump() for p in relevant], "mode": found.mode, "fallback": found.fallback})
-        async for piece in generation(request, relevant, services.llm):
-            if isinstance(piece, ServiceError):
-                error = ErrorResponse(error=ErrorBody(message=piece.message, type=piece.type))
-                yield f"data: {error.model_dump_json()}\n\n"
-                break
-            if piece.finished:
-                used = relevant[: piece.passages_used]
-                yield event({"model": piece.model, "adapter_version": piece.adapter_version,
-                             "sources": sources(used), "passages_used": len(used),
-                             "completion_tokens": piece.completion_tokens})
-            else:
-                yield event({"text": piece.text})
+        else:
+            yield event({"passages": [p.model_dump() for p in retrieved.relevant], "mode": found.mode,
+                         "fallback": found.fallback})
+            async for piece in events:
+                if isinstance(piece, ServiceError):
+                    error = ErrorResponse(error=ErrorBody(message=piece.message, type=piece.type))
+                    yield f"data: {error.model_dump_json()}\n\n"
+                elif isinstance(piece, Answered):
+                    yield event({"model": piece.model, "adapter_version": piece.adapter_version,
+                                 "sources": sources(piece.passages), "passages_used": len(piece.passages),
+                                 "completion_tokens": piece.completion_tokens})
+                else:
+                    yield event({"text": piece})
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return StreamingResponse(stream(), media_type="text/event-stream")

@@ -7,28 +7,24 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from models.dpr.data import Example
 from models.dpr.encoder import DualEncoder
+from models.fine_tuning import FineTuneConfig
 
 
-@dataclass
-class DPRTrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 2e-5  # klue/bert-base; a small encoder trained from scratch wants ~3e-4
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    max_grad_norm: float = 2.0
-    validation_fraction: float = 0.1
-    patience: int = 3
-    seed: int = 0
+class DPRTrainConfig(FineTuneConfig):
+    batch_size: int = Field(default=32, ge=2, le=1024, description="Questions per step; the others' passages are "
+                            "each one's in-batch negatives.")
+    lr: float = Field(default=2e-5, gt=0, le=1, description="2e-5 for klue/bert-base; a small encoder trained from "
+                      "scratch wants ~3e-4.")
+    max_grad_norm: float = Field(default=2.0, gt=0)
 
 
 def in_batch_loss(model: DualEncoder, batch: list[Example]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,6 +109,6 @@ def train(model: DualEncoder, examples: list[Example], config: DPRTrainConfig, o
             break
     metrics = {"best_epoch": best_epoch, "validation": history[best_epoch - 1], "epochs": history,
                "examples": len(train_set), "validation_examples": len(val),
-               "train_seconds": round(time.monotonic() - started, 1), "config": asdict(config)}
+               "train_seconds": round(time.monotonic() - started, 1), "config": config.model_dump()}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics

@@ -7,29 +7,23 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
+from pydantic import Field
 from tqdm.auto import tqdm
 
+from models.fine_tuning import FineTuneConfig
 from models.kobart.keywords import set_scores, to_target
 from models.kobart.model import KeywordModel
 
 Pair = tuple[str, list[str]]
 
 
-@dataclass
-class KeywordTrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3  # the small local BART from scratch; 5e-5 for gogamza/kobart-base-v1
-    weight_decay: float = 0.01
-    warmup_fraction: float = 0.1
-    max_grad_norm: float = 1.0
-    validation_fraction: float = 0.1
-    patience: int = 3
-    seed: int = 0
+class KeywordTrainConfig(FineTuneConfig):
+    lr: float = Field(default=1e-3, gt=0, le=1, description="1e-3 for the small local BART trained from scratch; "
+                      "5e-5 for gogamza/kobart-base-v1.")
 
 
 def batch_loss(model: KeywordModel, batch: list[Pair]) -> torch.Tensor:
@@ -92,7 +86,7 @@ def train_keywords(model: KeywordModel, pairs: list[Pair], config: KeywordTrainC
     predicted = [k for i in range(0, len(val), 64) for k in best_model.extract([q for q, _ in val[i : i + 64]])]
     metrics = {"best_epoch": best_epoch, "val_loss": best, "validation": set_scores(predicted, [k for _, k in val]),
                "epochs": history, "pairs": len(train_set), "validation_pairs": len(val),
-               "train_seconds": round(time.monotonic() - started, 1), "config": asdict(config),
+               "train_seconds": round(time.monotonic() - started, 1), "config": config.model_dump(),
                "generation": asdict(model.generation)}
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     return metrics

@@ -6,10 +6,10 @@ import json
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
 from models.lrurec.checkpoint import Checkpoint
@@ -18,21 +18,21 @@ from models.lrurec.evaluate import evaluate, most_popular
 from models.lrurec.model import LRURec, LRURecConfig
 
 
-@dataclass
-class TrainConfig:
-    max_epochs: int = 200
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    patience: int = 20  # epochs without a better validation Recall@10 before stopping
+class TrainConfig(BaseModel):
+    max_epochs: int = Field(default=200, ge=1, le=1000)
+    batch_size: int = Field(default=16, ge=1, le=4096, description="Users per step.")
+    lr: float = Field(default=1e-3, gt=0, le=1, description="AdamW learning rate.")
+    weight_decay: float = Field(default=0.01, ge=0)
+    patience: int = Field(default=20, ge=1, description="Epochs without a better validation Recall@10 before "
+                          "stopping.")
     seed: int = 0
     # Two departures from the paper's training, both on by default: together they lift test NDCG@10 and
-    # Recall@10/20 on every seed tried on ml-latest-small (docs/benchmarks.md).
-    # Leave the items already in the sequence out of each position's softmax, as the served ranking leaves
-    # out the history (the paper's cross-entropy is over all items).
-    exclude_seen: bool = True
-    # A new order, each epoch, for the items rated in the same second (Sequences.with_ties_shuffled).
-    shuffle_ties: bool = True
+    # Recall@10/20 on every seed tried on ml-latest-small (docs/benchmarks.md). The paper's cross-entropy is over
+    # all items; the served ranking leaves out the history.
+    exclude_seen: bool = Field(default=True, description="Leave the items already in the sequence out of each "
+                               "position's softmax.")
+    shuffle_ties: bool = Field(default=True, description="A new order, each epoch, for the items a user rated in "
+                               "the same second.")
 
 
 def seed_everything(seed: int) -> None:
@@ -103,7 +103,7 @@ def train(
         "seconds": round(time.monotonic() - started, 1),
         "users": len(seqs.user_ids),
         "items": seqs.num_items,
-        "train": asdict(cfg),
+        "train": cfg.model_dump(),
         "model": model_cfg.to_dict(),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))

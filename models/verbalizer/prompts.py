@@ -143,11 +143,14 @@ class Verbalizer:
         return sorted(range(len(logprobs)), key=lambda i: -logprobs[i])
 
 
-def adapter_config(adapter_dir: str | Path) -> VerbalizerConfig | None:
-    """The prompt an adapter was trained on (saved beside it by `train_ranker`), or None for an adapter trained
-    elsewhere: a ranker must be served with its own prompt."""
-    metrics = Path(adapter_dir) / "metrics.json"
-    if not metrics.is_file():
-        return None
-    saved = json.loads(metrics.read_text()).get("verbalizer")
+def saved_config(metrics: dict) -> VerbalizerConfig | None:
+    """The prompt a ranker was trained on, from its metrics (`train_ranker` saves it there), or None for an
+    adapter trained elsewhere: a ranker must be served with its own prompt."""
+    saved = metrics.get("verbalizer")
     return VerbalizerConfig.model_validate(saved) if saved else None
+
+
+def adapter_config(adapter_dir: str | Path) -> VerbalizerConfig | None:
+    """`saved_config` of the metrics.json saved beside an adapter."""
+    metrics = Path(adapter_dir) / "metrics.json"
+    return saved_config(json.loads(metrics.read_text())) if metrics.is_file() else None

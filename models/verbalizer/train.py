@@ -5,20 +5,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from pydantic import Field
 from tqdm.auto import tqdm
 
-from models.lora import LoRATrainConfig, fit, load_base, pad_id_of, with_adapter
+from models.lora import LoRAShape, LoRATrainConfig, fit, load_base, pad_id_of, with_adapter
 from models.verbalizer.data import EvalCase, Example
 from models.verbalizer.prompts import Verbalizer, VerbalizerConfig
 from models.verbalizer.scoring import candidate_metrics, label_logprobs
 
 
-@dataclass
 class RankerTrainConfig(LoRATrainConfig):
-    eval_batch_size: int = 8
+    eval_batch_size: int = Field(default=8, ge=1, description="Prompts per forward pass when evaluating.")
 
 
 def ranker_orders(
@@ -57,6 +56,7 @@ def train_ranker(
     titles: dict[int, str],
     output: Path,
     cfg: RankerTrainConfig,
+    shape: LoRAShape,
     verbalizer_cfg: VerbalizerConfig,
     device: str = "cpu",
     progress: bool = True,
@@ -67,7 +67,7 @@ def train_ranker(
     tokenizer, model = load_base(base, device)
     pad_id = pad_id_of(tokenizer)
     verbalizer = Verbalizer(tokenizer, verbalizer_cfg)
-    model = with_adapter(model, cfg)
+    model = with_adapter(model, cfg, shape)
     pairs = [verbalizer.training_ids([titles[h] for h in e.history], [titles[c] for c in e.candidates], e.answer)
              for e in examples]
     fitted = fit(model, pairs, cfg, pad_id, "ranker", progress, on_step)
@@ -78,7 +78,7 @@ def train_ranker(
         **fitted,
         "seconds": round(time.monotonic() - started, 1),
         "base": base,
-        "train": asdict(cfg),
+        "train": cfg.model_dump(), "lora": shape.model_dump(),
         "verbalizer": verbalizer_cfg.model_dump(),
     }
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
-from models.lrurec.train import TrainConfig
 from tandem.settings import Settings
 from tests.conftest import QUICK, wait_for_version
 from training.lrurec import TrainRequest, run_training
@@ -164,7 +163,7 @@ def test_new_version_is_swapped_in_without_failing_requests(
     try:
         second = run_training(
             settings,
-            TrainRequest(model_options=QUICK.model_options, train=TrainConfig(max_epochs=1, batch_size=64)),
+            TrainRequest(QUICK.options.model_copy(update={"max_epochs": 1})),
             pg_url,
         )
         wait_for_version(http, second["version"])

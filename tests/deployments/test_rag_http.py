@@ -16,9 +16,9 @@ import pytest
 from db.importers import import_korquad
 from db.migrate import migrate
 from models.dpr.data import QARecord, split_by_document
-from models.dpr.train import DPRTrainConfig
 from tandem.settings import Settings
 from tests.conftest import wait_for_run, wait_for_version
+from training.options import DPROptions
 from training.retrieval import DPRRequest, run_dpr_training
 
 NONSENSE = "Xylophonic quasar zebrafish?"
@@ -120,8 +120,7 @@ def test_qa_streams_passages_then_text_then_the_model(http: httpx.Client, korqua
 @pytest.fixture(scope="module")
 def dpr(http: httpx.Client, korquad, settings: Settings, pg_url: str) -> dict:
     """A DPR encoder trained on a slice of the training documents' questions, and its index, both active."""
-    request = DPRRequest(max_questions=1000, inverse_cloze=False,
-                         train=DPRTrainConfig(epochs=3, batch_size=32, lr=3e-4))
+    request = DPRRequest(DPROptions(max_questions=1000, inverse_cloze=False, epochs=3, batch_size=32, lr=3e-4))
     result = run_dpr_training(settings, request, pg_url)
     wait_for_version(http, result["index"]["version"], "index", timeout_s=120)
     return result

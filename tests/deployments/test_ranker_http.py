@@ -251,7 +251,7 @@ def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
         conn = await asyncpg.connect(pg_url)
         try:
             run_id = await registry.start_run(conn, "ranker", {"copy_of": ranker_run["id"]})
-            await registry.finish_run(conn, run_id, "ranker", version, Path(copy), {})
+            await registry.finish_run(conn, run_id, "ranker", version, Path(copy), metrics)
         finally:
             await conn.close()
 
