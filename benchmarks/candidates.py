@@ -23,9 +23,9 @@ from closed_loop import compare, deployments
 from db.errors import NotFound
 from db.interactions import titles, user_history
 from db.server import database_url
-from deployments.candidates import CandidateServer
-from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse
-from deployments.service_error import ServiceError
+from deployments.protocol.candidates import Candidate, CandidateRequest, CandidateResponse
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.candidates import CandidateServer
 from tandem.settings import Settings
 
 

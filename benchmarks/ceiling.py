@@ -84,8 +84,8 @@ def engine_alone(settings: Settings, concurrency: list[int], per_level: int, ada
                  merged: bool = False) -> dict:
     """`adapter`: rank through that LoRA adapter, or with `merged` through its merged copy (`<adapter>/merged`,
     which the stack writes when it serves the ranker merged); neither: the base model."""
-    from deployments.engine_placement import cpu_threads_env
-    from deployments.llm_engine import LLMEngine
+    from deployments.servers.engine_placement import cpu_threads_env
+    from deployments.servers.llm_engine import LLMEngine
 
     prompts, labels = ranking_prompts(settings, 4 + per_level * len(concurrency), adapter=adapter)
     if adapter is not None and merged:

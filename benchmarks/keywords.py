@@ -20,9 +20,9 @@ import json
 from closed_loop import compare, deployments
 
 from db.server import database_url
-from deployments.keywords import KeywordServer
-from deployments.keywords_protocol import KeywordsRequest
-from deployments.service_error import ServiceError
+from deployments.protocol.keywords import KeywordsRequest
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.keywords import KeywordServer
 from tandem.settings import Settings
 from training.keywords import SILVER, read_pairs
 

@@ -19,7 +19,7 @@ import asyncpg
 
 from db import registry
 from db.server import database_url
-from deployments.llm_engine import LLMEngine
+from deployments.servers.llm_engine import LLMEngine
 from models.lora import merged_copy
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from tandem.settings import Settings

@@ -21,9 +21,9 @@ import time
 from closed_loop import compare, deployments
 
 from db.server import database_url
-from deployments.retriever import RetrieverServer, Search
-from deployments.retriever_protocol import RetrieveRequest
-from deployments.service_error import ServiceError
+from deployments.protocol.retrieval import RetrieveRequest
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.retriever import RetrieverServer, Search
 from tandem.settings import Settings
 from training.retrieval import read_collection
 

@@ -6,12 +6,12 @@ from typing import Any
 
 from ray.serve import Application
 
-from deployments.candidates import CandidateServer
 from deployments.ingress import Ingress
-from deployments.keywords import KeywordServer
-from deployments.llm import LLMServer
-from deployments.retriever import RetrieverServer
-from deployments.trainer import Trainer
+from deployments.servers.candidates import CandidateServer
+from deployments.servers.keywords import KeywordServer
+from deployments.servers.llm import LLMServer
+from deployments.servers.retriever import RetrieverServer
+from deployments.servers.trainer import Trainer
 from tandem.logs import serve_logging
 from tandem.settings import Settings
 

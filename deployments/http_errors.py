@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.errors import UNAVAILABLE, IdempotencyConflict, MissingReferences, NotFound
 from deployments.health import DeploymentDown
-from deployments.openai_protocol import ErrorBody, ErrorResponse
+from deployments.protocol.openai import ErrorBody, ErrorResponse
 
 log = logging.getLogger("tandem.http")
 

@@ -12,9 +12,9 @@ from ray.serve.handle import DeploymentHandle
 from db.pool import Database
 from deployments.health import DeploymentStates
 from deployments.http_errors import BodySizeLimit, install_error_handlers
-from deployments.llm_prompts import LLMPrompts
+from deployments.pipelines.llm_prompts import LLMPrompts
+from deployments.pipelines.services import Services
 from deployments.routes import books, health, ingestion, keywords, openai, recommendations, retrieval, training
-from deployments.services import Services
 from deployments.telemetry import PipelineTelemetry
 from tandem.settings import Settings
 

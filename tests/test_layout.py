@@ -24,14 +24,14 @@ def modules(package: str) -> list[str]:
                   for p in (ROOT / package).rglob("*.py"))
 
 
-def imported(path: Path) -> set[str]:
-    """Top-level names of every module `path` imports, anywhere in the file."""
+def imported(path: Path, depth: int = 1) -> set[str]:
+    """The first `depth` parts of the name of every module `path` imports, anywhere in the file."""
     names = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
+            names |= {".".join(a.name.split(".")[:depth]) for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
+            names.add(".".join(node.module.split(".")[:depth]))
     return names
 
 
@@ -45,6 +45,23 @@ def test_no_import_runs_up(package: str) -> None:
             if package == "models" and name in NOT_IN_MODELS:
                 wrong.setdefault(str(path.relative_to(ROOT)), []).append(name)
     assert not wrong, f"imports against the floors of docs/architecture.md: {wrong}"
+
+
+# Inside the serving application: the wire types know no server, the servers know no pipeline, the pipelines no
+# route (deployments/*.py beside them: the ingress, the app, health, errors and telemetry).
+INNER_FLOORS = {"protocol": 0, "servers": 1, "pipelines": 1, "routes": 2}
+
+
+@pytest.mark.parametrize("room", list(INNER_FLOORS))
+def test_the_serving_rooms_import_downwards(room: str) -> None:
+    wrong = {}
+    for path in (ROOT / "deployments" / room).rglob("*.py"):
+        for name in imported(path, depth=2):
+            other = name.removeprefix("deployments.")
+            if name.startswith("deployments.") and other in INNER_FLOORS and other != room \
+                    and INNER_FLOORS[other] >= INNER_FLOORS[room]:
+                wrong.setdefault(str(path.relative_to(ROOT)), []).append(name)
+    assert not wrong, f"imports against the rooms of docs/architecture.md: {wrong}"
 
 
 def test_the_floors_name_every_package() -> None:

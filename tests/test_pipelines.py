@@ -17,7 +17,7 @@ def test_every_trainable_model_has_a_training_run() -> None:
 
 
 def test_the_training_api_accepts_exactly_the_trainable_models() -> None:
-    from deployments.trainer import TrainRequest
+    from deployments.protocol.training import TrainRequest
 
     for name in ("all", *TRAINABLE):
         assert TrainRequest(pipeline=name).pipeline == name

@@ -37,7 +37,7 @@ def test_flags_reach_the_options_and_the_lr_not_given_is_the_deployments() -> No
 
 
 def test_bounds_hold_on_both_doors() -> None:
-    from deployments.trainer import TrainRequest
+    from deployments.protocol.training import TrainRequest
 
     with pytest.raises(ValidationError, match="epochs"):
         options_from(parser().parse_args(["train", "kobart", "--epochs", "0"]), KeywordOptions)

@@ -6,8 +6,9 @@ import asyncio
 
 from fastapi import APIRouter
 
-from deployments.books import judge_books, recommend_books, search_catalogue
-from deployments.books_protocol import (
+from deployments.http_errors import error_response
+from deployments.pipelines.books import judge_books, recommend_books, search_catalogue
+from deployments.protocol.books import (
     BookJudgement,
     BookJudgementRequest,
     BookQuestion,
@@ -17,7 +18,6 @@ from deployments.books_protocol import (
     CatalogueSearchRequest,
     QuestionOption,
 )
-from deployments.http_errors import error_response
 from deployments.routes.common import Served, answered, errors, needs
 from models.books.questions import QUESTIONS
 

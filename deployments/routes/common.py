@@ -11,9 +11,9 @@ from ray import serve
 
 from deployments.health import DeploymentDown
 from deployments.http_errors import error_response
-from deployments.openai_protocol import ErrorResponse
-from deployments.service_error import ServiceError
-from deployments.services import Services
+from deployments.pipelines.services import Services
+from deployments.protocol.openai import ErrorResponse
+from deployments.protocol.service_error import ServiceError
 
 
 def get_services() -> Services:

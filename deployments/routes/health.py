@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 
 from deployments.health import PARTS, PipelineReadiness, Readiness, readiness_of
 from deployments.http_errors import error_response
+from deployments.pipelines.services import Services
 from deployments.routes.common import Served, errors
-from deployments.services import Services
 from tandem.pipelines import ADAPTERS, PIPELINES
 
 READY_TIMEOUT_S = 3.0

@@ -34,7 +34,7 @@ from db.records import (
     UserBatch,
     UserReadingPreferences,
 )
-from deployments.openai_protocol import ErrorResponse
+from deployments.protocol.openai import ErrorResponse
 from deployments.routes.common import get_services
 
 router = APIRouter(prefix="/v1", tags=["ingestion"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from deployments.calls import call
-from deployments.keywords_protocol import KeywordsRequest, KeywordsResponse
+from deployments.pipelines.calls import call
+from deployments.protocol.keywords import KeywordsRequest, KeywordsResponse
 from deployments.routes.common import Served, answered, errors, needs
 
 router = APIRouter(prefix="/v1")

@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from deployments.calls import call
-from deployments.openai_protocol import (
+from deployments.pipelines.calls import call
+from deployments.protocol.openai import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     CompletionRequest,
@@ -16,8 +16,8 @@ from deployments.openai_protocol import (
     ErrorBody,
     ErrorResponse,
 )
+from deployments.protocol.service_error import ServiceError
 from deployments.routes.common import Served, answered, errors, needs, service_error_response
-from deployments.service_error import ServiceError
 
 router = APIRouter(prefix="/v1", tags=["llm"], dependencies=[needs("llm")])
 

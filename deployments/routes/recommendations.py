@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from deployments.calls import call
-from deployments.candidates_protocol import CandidateRequest, CandidateResponse
-from deployments.recommend import recommend
-from deployments.recommend_protocol import RecommendationRequest, RecommendationResponse
+from deployments.pipelines.calls import call
+from deployments.pipelines.recommend import recommend
+from deployments.protocol.candidates import CandidateRequest, CandidateResponse
+from deployments.protocol.recommendations import RecommendationRequest, RecommendationResponse
 from deployments.routes.common import Served, answered, errors, needs
 
 router = APIRouter(prefix="/v1")

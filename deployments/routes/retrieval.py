@@ -9,16 +9,16 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from deployments.answer import Answered, answer, answer_events, sources, unanswered
-from deployments.calls import call
 from deployments.health import DeploymentDown
 from deployments.http_errors import error_response
-from deployments.keywords_protocol import KeywordsRequest
-from deployments.openai_protocol import ErrorBody, ErrorResponse
-from deployments.retriever_protocol import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
+from deployments.pipelines.answer import Answered, answer, answer_events, sources, unanswered
+from deployments.pipelines.calls import call
+from deployments.pipelines.services import Services
+from deployments.protocol.keywords import KeywordsRequest
+from deployments.protocol.openai import ErrorBody, ErrorResponse
+from deployments.protocol.retrieval import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
+from deployments.protocol.service_error import ServiceError
 from deployments.routes.common import Served, answered, errors, needs, service_error_response
-from deployments.service_error import ServiceError
-from deployments.services import Services
 
 router = APIRouter(prefix="/v1")
 

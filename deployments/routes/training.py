@@ -6,8 +6,8 @@ from fastapi import APIRouter
 
 from db import registry
 from deployments.http_errors import error_response
+from deployments.protocol.training import TrainAccepted, TrainRequest
 from deployments.routes.common import Served, answered, errors, needs
-from deployments.trainer import TrainAccepted, TrainRequest
 
 router = APIRouter(prefix="/v1/train", tags=["training"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from deployments.engine_turns import EngineTurns
+from deployments.servers.engine_turns import EngineTurns
 
 
 async def test_engines_take_turns_and_neither_starves() -> None:

@@ -11,7 +11,7 @@ import psutil
 import pytest
 from pydantic import ValidationError
 
-from deployments.engine_placement import cpu_threads_env
+from deployments.servers.engine_placement import cpu_threads_env
 from tandem.settings import Settings
 
 

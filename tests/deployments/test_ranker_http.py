@@ -197,7 +197,7 @@ def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str
     """An ingress and trainer over an empty database, sharing the running model deployments."""
     from ray import serve
 
-    from deployments.trainer import Trainer
+    from deployments.servers.trainer import Trainer
 
     empty = settings.model_copy(update={"database_url": fresh_db})
     yield deploy_ingress(serve_app, "empty", empty, trainer=Trainer.options(name="EmptyTrainer").bind(empty))

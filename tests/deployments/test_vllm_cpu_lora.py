@@ -6,7 +6,7 @@ import pytest
 import torch
 from vllm.lora.ops.torch_ops import lora_ops
 
-from deployments import vllm_cpu_lora
+from deployments.servers import vllm_cpu_lora
 
 ORIGINAL = {name: getattr(lora_ops, name) for name in ("bgmv_shrink", "bgmv_expand", "bgmv_expand_slice")}
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from db.registry import ModelVersion
-from deployments.engine_turns import EngineTurns
-from deployments.llm_engine import LLMEngine
+from deployments.servers.engine_turns import EngineTurns
+from deployments.servers.llm_engine import LLMEngine
 from models.lora import merged_copy
 from tandem.settings import Settings
 

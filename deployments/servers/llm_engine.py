@@ -16,9 +16,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from deployments.engine_placement import cpu_threads_env
-from deployments.engine_turns import EngineTurns
-from deployments.openai_protocol import (
+from deployments.protocol.openai import (
     ChatChoice,
     ChatChunkChoice,
     ChatCompletionChunk,
@@ -33,7 +31,9 @@ from deployments.openai_protocol import (
     SamplingFields,
     Usage,
 )
-from deployments.service_error import ServiceError
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.engine_placement import cpu_threads_env
+from deployments.servers.engine_turns import EngineTurns
 from tandem.settings import Settings
 
 if TYPE_CHECKING:

@@ -8,36 +8,16 @@ training gets 409 instead of a competing run.
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
 
 import ray
-from pydantic import BaseModel, Field
 from ray import serve
 
 from db import registry
 from db.pool import Database
-from deployments.service_error import ServiceError
-from tandem.pipelines import TRAINABLE
+from deployments.protocol.service_error import ServiceError
+from deployments.protocol.training import RunRef, TrainAccepted, TrainRequest
 from tandem.settings import Settings
 from training.pipelines import TrainOptions, plan, train_pipelines
-
-
-class TrainRequest(TrainOptions):
-    pipeline: Literal[("all", *TRAINABLE)] = Field(
-        description="`all`: LRURec, then the ranker on it; `dpr`: the retrieval encoders and their index; "
-                    "`qa`: the LLM's qa adapter; `kobart`: the keyword model."
-    )
-
-
-class RunRef(BaseModel):
-    id: int
-    pipeline: str
-
-
-class TrainAccepted(BaseModel):
-    run_id: int = Field(description="The first run; `runs` lists one per pipeline, in the order they train.")
-    runs: list[RunRef]
-
 
 _train_task = ray.remote(max_retries=0)(train_pipelines)
 

@@ -1,6 +1,6 @@
 """The LLM deployment's generic operations, in token ids: score labels as the next token, and generate (free or
-JSON constrained to a schema). It knows no pipeline: the pipelines build their prompts (deployments/llm_prompts.py)
-and read the answers."""
+JSON constrained to a schema). It knows no pipeline: the pipelines build their prompts
+(deployments/pipelines/llm_prompts.py) and read the answers."""
 
 from __future__ import annotations
 

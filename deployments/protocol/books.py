@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from deployments.retriever_protocol import Mode
+from deployments.protocol.retrieval import Mode
 from models.books.questions import BookAnswers
 
 Method = Literal["rag", "prompt"]

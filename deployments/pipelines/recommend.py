@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from db.pool import Database
 from db.users import get_user, list_surveys
-from deployments.calls import call
-from deployments.candidates_protocol import CandidateRequest, CandidateResponse
-from deployments.llm_prompts import RANKER
-from deployments.llm_protocol import AdapterChanged, LabelScores, ScoreLabels
-from deployments.llm_stage import llm_stage
-from deployments.recommend_protocol import Recommendation, RecommendationRequest, RecommendationResponse
-from deployments.service_error import ServiceError
-from deployments.services import Services
+from deployments.pipelines.calls import call
+from deployments.pipelines.llm_prompts import RANKER
+from deployments.pipelines.llm_stage import llm_stage
+from deployments.pipelines.services import Services
+from deployments.protocol.candidates import CandidateRequest, CandidateResponse
+from deployments.protocol.llm import AdapterChanged, LabelScores, ScoreLabels
+from deployments.protocol.recommendations import Recommendation, RecommendationRequest, RecommendationResponse
+from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 from models.verbalizer.prompts import Profile
 

@@ -9,7 +9,7 @@ from ray.serve.handle import DeploymentHandle
 
 from db.pool import Database
 from deployments.health import DeploymentStates
-from deployments.llm_prompts import LLMPrompts
+from deployments.pipelines.llm_prompts import LLMPrompts
 from tandem.settings import Settings
 
 

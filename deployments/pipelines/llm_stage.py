@@ -12,7 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from deployments.service_error import ServiceError
+from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 
 log = logging.getLogger("tandem.llm_stage")

@@ -10,10 +10,10 @@ from ray import serve
 from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
-from deployments.batching import batched, per_model
-from deployments.keywords_protocol import KeywordResult, KeywordsRequest, KeywordsResponse
-from deployments.model_watch import ActiveModel, ServesActiveModel
-from deployments.service_error import ServiceError
+from deployments.protocol.keywords import KeywordResult, KeywordsRequest, KeywordsResponse
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.batching import batched, per_model
+from deployments.servers.model_watch import ActiveModel, ServesActiveModel
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
 from tandem.settings import Settings

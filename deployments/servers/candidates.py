@@ -12,11 +12,11 @@ from db.errors import MissingReferences, NotFound
 from db.interactions import RecentHistory
 from db.pool import Database
 from db.upsert import missing_ids
-from deployments.batching import batched, per_model
-from deployments.candidates_protocol import Candidate, CandidateRequest, CandidateResponse, HistoryItem
-from deployments.history_cache import HistoryCache
-from deployments.model_watch import ActiveModel, ServesActiveModel
-from deployments.service_error import ServiceError
+from deployments.protocol.candidates import Candidate, CandidateRequest, CandidateResponse, HistoryItem
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.batching import batched, per_model
+from deployments.servers.history_cache import HistoryCache
+from deployments.servers.model_watch import ActiveModel, ServesActiveModel
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Ranked, Recommender
 from tandem.settings import Settings

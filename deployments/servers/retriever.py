@@ -25,12 +25,12 @@ from db.books import catalogue_books, catalogue_stamps
 from db.passages import CHANNEL as PASSAGES_CHANNEL
 from db.passages import passage_ids, passages
 from db.pool import Database
-from deployments.batching import batched, per_model
-from deployments.books_protocol import BookSearchRequest, BookSearchResponse, CatalogueHit
-from deployments.keywords_protocol import KeywordsResponse
-from deployments.model_watch import VersionWatch
-from deployments.retriever_protocol import Mode, RetrievedPassage, RetrieveRequest, RetrieveResponse
-from deployments.service_error import ServiceError
+from deployments.protocol.books import BookSearchRequest, BookSearchResponse, CatalogueHit
+from deployments.protocol.keywords import KeywordsResponse
+from deployments.protocol.retrieval import Mode, RetrievedPassage, RetrieveRequest, RetrieveResponse
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.batching import batched, per_model
+from deployments.servers.model_watch import VersionWatch
 from deployments.telemetry import served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig

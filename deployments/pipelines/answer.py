@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from deployments.calls import call
-from deployments.llm_protocol import Generate, Generated
-from deployments.retriever_protocol import QARequest, QAResponse, RetrievedPassage, RetrieveRequest, RetrieveResponse
-from deployments.service_error import ServiceError
-from deployments.services import Services
+from deployments.pipelines.calls import call
+from deployments.pipelines.services import Services
+from deployments.protocol.llm import Generate, Generated
+from deployments.protocol.retrieval import QARequest, QAResponse, RetrievedPassage, RetrieveRequest, RetrieveResponse
+from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 from models.qa.prompts import NO_ANSWER, Context
 

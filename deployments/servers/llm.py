@@ -11,19 +11,19 @@ from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
 from db.registry import ModelVersion
-from deployments.engine_turns import EngineTurns
-from deployments.llm_engine import LLMEngine
-from deployments.llm_protocol import AdapterChanged, Generate, Generated, LabelScores, ScoreLabels
-from deployments.merged_engines import MergedEngines
-from deployments.model_watch import ActiveAdapters
-from deployments.openai_protocol import (
+from deployments.protocol.llm import AdapterChanged, Generate, Generated, LabelScores, ScoreLabels
+from deployments.protocol.openai import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatCompletionResponse,
     CompletionRequest,
     CompletionResponse,
 )
-from deployments.service_error import ServiceError
+from deployments.protocol.service_error import ServiceError
+from deployments.servers.engine_turns import EngineTurns
+from deployments.servers.llm_engine import LLMEngine
+from deployments.servers.merged_engines import MergedEngines
+from deployments.servers.model_watch import ActiveAdapters
 from deployments.telemetry import LATENCY_BOUNDARIES
 from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings

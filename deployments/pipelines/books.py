@@ -16,7 +16,10 @@ from db import books as catalogue
 from db import reading
 from db.pool import Database
 from db.users import get_user
-from deployments.books_protocol import (
+from deployments.pipelines.calls import call
+from deployments.pipelines.llm_stage import llm_stage
+from deployments.pipelines.services import Services
+from deployments.protocol.books import (
     BookJudgement,
     BookJudgementRequest,
     BookPick,
@@ -30,11 +33,8 @@ from deployments.books_protocol import (
     LLMUsage,
     RecommendedBook,
 )
-from deployments.calls import call
-from deployments.llm_protocol import Generate, LabelScores, ScoreLabels
-from deployments.llm_stage import llm_stage
-from deployments.service_error import ServiceError
-from deployments.services import Services
+from deployments.protocol.llm import Generate, LabelScores, ScoreLabels
+from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 from models.books.catalogue import CatalogueBook
 from models.books.profile import ReadBook, Reader, describe, enhanced_query, raw_query, relevant_history
