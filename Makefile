@@ -7,7 +7,7 @@ PIP_ARGS ?=
 comma := ,
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: run test install assets lint clean
+.PHONY: run test install assets lint browser clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -32,7 +32,12 @@ run: assets
 lint: install
 	$(VENV)/bin/ruff check .
 
-test: assets lint
+# The page's tests drive a real browser: Debian's chromium, and a font with Hangul, installed here when missing.
+browser:
+	@command -v chromium >/dev/null && fc-list :lang=ko | grep -q . || \
+		(apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk)
+
+test: assets lint browser
 	$(PY) -m pytest
 
 clean:

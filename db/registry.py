@@ -35,6 +35,10 @@ class TrainingRun(BaseModel):
     finished_at: datetime | None
 
 
+def _run(row: asyncpg.Record) -> TrainingRun:
+    return TrainingRun(**{**row, **{k: json.loads(row[k]) for k in ("parameters", "progress", "metrics")}})
+
+
 def _version(row: asyncpg.Record) -> ModelVersion:
     return ModelVersion(**{**row, "metrics": json.loads(row["metrics"])})
 
@@ -71,9 +75,18 @@ async def get_run(conn: asyncpg.Connection, run_id: int) -> TrainingRun | None:
            FROM training_runs r LEFT JOIN model_versions v ON v.training_run_id = r.id WHERE r.id = $1""",
         run_id,
     )
-    if row is None:
-        return None
-    return TrainingRun(**{**row, **{k: json.loads(row[k]) for k in ("parameters", "progress", "metrics")}})
+    return _run(row) if row is not None else None
+
+
+async def list_runs(conn: asyncpg.Connection, limit: int = 20) -> list[TrainingRun]:
+    """The latest runs, newest first."""
+    rows = await conn.fetch(
+        """SELECT r.id, r.pipeline, r.status, r.parameters, r.progress, r.metrics, r.error, v.version AS model_version,
+                  r.created_at, r.started_at, r.finished_at
+           FROM training_runs r LEFT JOIN model_versions v ON v.training_run_id = r.id ORDER BY r.id DESC LIMIT $1""",
+        limit,
+    )
+    return [_run(r) for r in rows]
 
 
 async def start_run(conn: asyncpg.Connection, pipeline: str, parameters: dict) -> int:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from ray import serve
 from ray.serve.handle import DeploymentHandle
 from ray.serve.schema import ServeStatus
 
+from db.bootstrap import BootstrapStep
 from tandem.pipelines import PIPELINES, Pipeline
+from training.bootstrap import STEPS
 
 log = logging.getLogger("tandem.health")
 
@@ -73,17 +76,67 @@ class DeploymentStates:
 PARTS = tuple(sorted({part for p in PIPELINES.values() for part in p.parts()}))
 
 
+class Waiting(BaseModel):
+    """What a pipeline waits for while the first-run bootstrap loads its data or trains its models."""
+
+    step: str = Field(description="The bootstrap step it waits for now (running or next).")
+    eta_s: float = Field(description="Seconds until its last step ends, estimated from the steps' usual times.")
+
+
 class PipelineReadiness(BaseModel):
-    status: str  # ready, degraded (answers, flagged, without a part) or unavailable
+    status: str  # ready, degraded (answers, flagged, without a part), bootstrapping (answers, from fallbacks
+    # until its data and models are there) or unavailable
     reason: str | None = None
+    bootstrapping: Waiting | None = None
 
 
-def readiness_of(pipeline: Pipeline, checks: dict[str, str]) -> PipelineReadiness:
-    """A pipeline's readiness from the checks of its parts ("ok" or why not)."""
+class BootstrapStepState(BaseModel):
+    name: str
+    status: str = Field(description="queued, running, done, skipped (nothing to do) or failed.")
+    detail: str | None = None
+    run_id: int | None = Field(default=None, description="Its training run (GET /v1/train/{id}), for a model.")
+    progress: dict | None = Field(default=None, description="The running training's last progress report.")
+
+
+class BootstrapState(BaseModel):
+    status: str = Field(description="running or finished.")
+    steps: list[BootstrapStepState]
+    eta_s: float | None = Field(description="Seconds until every step has ended, estimated; None once finished.")
+
+
+def bootstrap_state(steps: list[BootstrapStep], progress: dict[int, dict], now: datetime,
+                    ) -> tuple[BootstrapState, dict[str, Waiting]]:
+    """The bootstrap as readiness shows it, and what each pipeline still waits for. A running step is expected to
+    take its usual time (at least a few more seconds); queued ones their usual times, one after another."""
+    pending = [s for s in steps if s.status in ("queued", "running")]
+    ends, elapsed, waiting = {}, 0.0, {}
+    for s in pending:
+        spent = (now - s.started_at).total_seconds() if s.status == "running" and s.started_at else 0.0
+        elapsed += max(s.expected_s - spent, 5.0)
+        ends[s.name] = elapsed
+    serves = {step.name: step.pipelines for step in STEPS}
+    for s in pending:
+        for pipeline in serves.get(s.name, ()):
+            first = waiting.setdefault(pipeline, Waiting(step=s.name, eta_s=0.0))
+            first.eta_s = round(ends[s.name])
+    state = BootstrapState(
+        status="running" if pending else "finished", eta_s=round(elapsed) if pending else None,
+        steps=[BootstrapStepState(name=s.name, status=s.status, detail=s.detail, run_id=s.run_id,
+                                  progress=progress.get(s.run_id) if s.status == "running" else None)
+               for s in steps])
+    return state, waiting
+
+
+def readiness_of(pipeline: Pipeline, checks: dict[str, str], waiting: Waiting | None = None) -> PipelineReadiness:
+    """A pipeline's readiness from the checks of its parts ("ok" or why not) and what it waits for of the
+    bootstrap."""
     missing = [f"{part}: {checks[part]}" for part in pipeline.requires if checks[part] != "ok"]
     lacking = [f"{part}: {checks[part]}" for part in pipeline.degrades_without if checks[part] != "ok"]
     if missing:
-        return PipelineReadiness(status="unavailable", reason="; ".join(missing + lacking))
+        return PipelineReadiness(status="unavailable", reason="; ".join(missing + lacking), bootstrapping=waiting)
+    if waiting is not None:
+        return PipelineReadiness(status="bootstrapping", reason=f"the first-run bootstrap is at {waiting.step}",
+                                 bootstrapping=waiting)
     if lacking:
         return PipelineReadiness(status="degraded", reason="; ".join(lacking))
     return PipelineReadiness(status="ready")
@@ -95,3 +148,4 @@ class Readiness(BaseModel):
     pipelines: dict[str, PipelineReadiness]
     models: dict[str, str | None]  # the version each pipeline serves, None before one is trained
     retrieval: dict | None  # the retriever's collections
+    bootstrap: BootstrapState | None = None  # the first-run bootstrap, when this database had one

@@ -14,7 +14,7 @@ from deployments.health import DeploymentStates
 from deployments.http_errors import BodySizeLimit, install_error_handlers
 from deployments.pipelines.llm_prompts import LLMPrompts
 from deployments.pipelines.services import Services
-from deployments.routes import books, health, ingestion, keywords, openai, recommendations, retrieval, training
+from deployments.routes import books, health, ingestion, keywords, openai, recommendations, retrieval, training, web
 from deployments.telemetry import PipelineTelemetry
 from tandem.settings import Settings
 
@@ -30,7 +30,7 @@ app.add_middleware(BodySizeLimit)
 app.add_middleware(PipelineTelemetry)
 # The books router first: ingestion's GET /v1/books/{external_id} would otherwise take /v1/books/questions.
 for router in (health.router, books.router, ingestion.router, recommendations.router, retrieval.router, keywords.router,
-               training.router, openai.router):
+               training.router, openai.router, web.router):
     app.include_router(router)
 
 

@@ -107,7 +107,7 @@ def served_versions() -> ServedVersions:
 
 class PipelineTelemetry:
     """ASGI middleware: each request counted and timed under its route's first FastAPI tag (its pipeline).
-    Health probes are left out; a path no route matches counts as `unrouted`."""
+    Health probes and the page's files are left out; a path no route matches counts as `unrouted`."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -128,5 +128,5 @@ class PipelineTelemetry:
         finally:
             route = scope.get("route")
             pipeline = route.tags[0] if route is not None and getattr(route, "tags", None) else "unrouted"
-            if pipeline != "health":
+            if pipeline not in ("health", "web"):
                 pipeline_metrics().request(pipeline, status, time.monotonic() - started)

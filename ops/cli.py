@@ -86,6 +86,19 @@ def cmd_db_import_keywords(settings: Settings, args: argparse.Namespace) -> None
     print(json.dumps({"pairs": stored}, ensure_ascii=False))
 
 
+def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from db.server import database_url
+    from training.bootstrap import run_bootstrap
+
+    console = Console(stderr=True)
+    with database_url(settings.database_url, settings.pgdata_dir) as url:
+        outcome = run_bootstrap(settings, url, again=True,
+                                on_step=lambda name, status: console.print(f"bootstrap  {name} {status}"))
+    print(json.dumps(outcome))
+
+
 def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
     from db import registry
     from training.lrurec import new_version
@@ -174,6 +187,10 @@ def parser() -> argparse.ArgumentParser:
     kw.set_defaults(func=cmd_db_import_keywords)
 
     add_training_commands(sub)
+
+    boot = sub.add_parser("bootstrap", help="load the shared data and train every model with the quick preset, "
+                          "skipping the data and models already there (what `tandem run` does on an empty database)")
+    boot.set_defaults(func=cmd_bootstrap)
 
     models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
     reg = models.add_parser("register", help="register (and activate) an artifact trained elsewhere")

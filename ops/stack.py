@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import time
+import urllib.error
 import urllib.request
 from contextlib import ExitStack
 
@@ -66,6 +68,43 @@ def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
     return False
 
 
+def readiness(base_url: str) -> dict | None:
+    """/readyz's body, whatever its status; None when it does not answer."""
+    try:
+        with urllib.request.urlopen(f"{base_url}/readyz", timeout=10) as resp:
+            return json.load(resp)
+    except urllib.error.HTTPError as exc:  # 503: not every part is ready, the body says which
+        return json.load(exc)
+    except OSError:
+        return None
+
+
+def follow_bootstrap(console: Console, base_url: str, poll_s: float = 5.0) -> None:
+    """Print each step of the first-run bootstrap as it starts and ends, until all have; at once when there is
+    none."""
+    shown: dict[str, str] = {}
+    while True:
+        boot = (readiness(base_url) or {}).get("bootstrap")
+        if boot is None:
+            return
+        if not shown:
+            console.print("First run: loading the shared data and training a quick model of every pipeline; the "
+                          "pipelines answer meanwhile (from fallbacks until their models are in). Progress: /readyz")
+        for step in boot["steps"]:
+            if step["status"] != "queued" and shown.get(step["name"]) != step["status"]:
+                left = f"   about {boot['eta_s'] / 60:.0f} min left" if boot["eta_s"] else ""
+                detail = f" ({step['detail']})" if step["status"] == "failed" else ""
+                console.print(f"  bootstrap  {step['name']:<14} {step['status']}{detail}{left}")
+            shown[step["name"]] = step["status"]
+        if boot["status"] == "finished":
+            failed = [s["name"] for s in boot["steps"] if s["status"] == "failed"]
+            console.print("[bold green]Bootstrap finished[/]: every pipeline answers from its own models." if not failed
+                          else f"[bold red]Bootstrap finished, but {', '.join(failed)} failed[/]: see /readyz; "
+                               "`tandem bootstrap` tries again.")
+            return
+        time.sleep(poll_s)
+
+
 def run(settings: Settings) -> None:
     console = Console()
     _on_stop_signals(_raise_interrupt)
@@ -83,6 +122,7 @@ def run(settings: Settings) -> None:
             base = f"http://{settings.host}:{settings.port}"
             ready = wait_ready(base)
             console.print(f"[bold green]Tandem is {'up' if ready else 'up, but not ready (see /readyz)'}[/]")
+            console.print(f"  page         {base}/")
             console.print(f"  API          {base}   (OpenAPI docs: {base}/docs)")
             console.print(f"  health       {base}/healthz   {base}/readyz")
             console.print(f"  completions  {base}/v1/completions   model '{settings.llm_name}'")
@@ -91,6 +131,7 @@ def run(settings: Settings) -> None:
             console.print(f"  database     {url}")
             console.print(f"  state        {settings.var_dir}")
             console.print("Press Ctrl-C to stop.")
+            follow_bootstrap(console, base)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:

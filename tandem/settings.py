@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     max_body_mib: float = Field(default=16.0, gt=0, description="Larger request bodies are refused with 413.")
     var_dir: Path = Field(default=_DEFAULT_VAR, description="Generated state: models, artifacts, pgdata, logs.")
     data_dir: Path = Field(default=_DEFAULT_DATA, description="Read-only real datasets (MovieLens, KorQuAD, books).")
+    bootstrap: Literal["auto", "off"] = Field(
+        default="auto", description="auto: a database that holds no data gets the data of data_dir and quick models "
+        "of every pipeline at start-up (resumed after a restart); off: never.")
+    bootstrap_options: dict = Field(default={}, description="POST /v1/train options over the quick preset, as JSON.")
 
     # --- serving -------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -136,12 +140,10 @@ class Settings(BaseSettings):
     train_num_gpus: float = Field(default=0.0, ge=0, description="GPUs a training task asks Ray for (cuda).")
 
     # --- encoders ------------------------------------------------------------
-    bert_model: str = Field(
-        default="", description="HF id or folder; empty means the local small BERT (prod: klue/bert-base)."
-    )
-    bart_model: str = Field(
-        default="", description="HF id or folder; empty means the local small BART (prod: gogamza/kobart-base-v1)."
-    )
+    bert_model: str = Field(default="", description="HF id or folder; empty: the local small BERT (prod: "
+                            "klue/bert-base).")
+    bart_model: str = Field(default="", description="HF id or folder; empty: the local small BART (prod: "
+                            "gogamza/kobart-base-v1).")
 
     # --- retrieval (DPR + FAISS + BM25) -----------------------------------------
     chunk_tokens: int = Field(default=100, ge=8, description="Encoder tokens per indexed chunk of a passage.")
@@ -152,8 +154,7 @@ class Settings(BaseSettings):
     )
     dpr_lr: float = Field(default=3e-4, gt=0, description="3e-4 for the small local BERT; 2e-5 for klue/bert-base.")
     index_kind: Literal["flat", "hnsw", "ivfpq"] = Field(
-        default="flat", description="Exact inner product for small collections; hnsw or ivfpq for large ones."
-    )
+        default="flat", description="Exact inner product for small collections; hnsw or ivfpq for large ones.")
     index_hnsw_m: int = Field(default=32, ge=4)
     index_hnsw_ef_search: int = Field(default=64, ge=1)
     index_ivf_lists: int = Field(default=1024, ge=1)
@@ -163,11 +164,9 @@ class Settings(BaseSettings):
     # Tuned on KorQuAD's dev slice for the small local encoder against BM25 (docs/benchmarks.md); a pretrained
     # encoder (klue/bert-base) earns a larger weight: tune it with `tandem eval retrieval --dense-weights`.
     hybrid_fusion: Literal["rrf", "score"] = Field(
-        default="score", description="rrf: reciprocal ranks; score: min-max scaled scores, weighted and summed."
-    )
-    hybrid_dense_weight: float = Field(
-        default=0.1, ge=0, description="The dense ranking's weight in hybrid fusion, BM25's being 1."
-    )
+        default="score", description="rrf: reciprocal ranks; score: min-max scaled scores, weighted and summed.")
+    hybrid_dense_weight: float = Field(default=0.1, ge=0, description="The dense ranking's weight in hybrid "
+                                       "fusion, BM25's being 1.")
     retriever_replicas: int = Field(default=1, ge=1)
     retriever_max_replicas: int | None = Field(default=None, ge=1)
     retriever_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")

@@ -56,8 +56,10 @@ def wait_for_run(http: httpx.Client, run_id: int, timeout_s: float = 900) -> dic
 def base_settings() -> Settings:
     """Settings for the test session: the checkout's built model assets, quiet logs, short prompts."""
     # A generous LLM budget for the ranking stage: the suite shares 2 cores with training runs.
+    # No first-run bootstrap: the tests load what they need themselves (tests/test_bootstrap.py and
+    # tests/test_stack.py test the bootstrap).
     settings = Settings(log_level="WARNING", llm_kv_cache_gib=0.5, verbalizer_max_history=5,
-                        verbalizer_max_title_tokens=12, ranker_timeout_s=120)
+                        verbalizer_max_title_tokens=12, ranker_timeout_s=120, bootstrap="off")
     build_assets(settings)
     return settings
 

@@ -1,7 +1,10 @@
-"""`tandem run` end to end: embedded PostgreSQL, Ray and Serve come up, answer, and all stop on Ctrl-C."""
+"""`tandem run` end to end, as a new user runs it: embedded PostgreSQL, Ray and Serve come up on an empty database,
+the first-run bootstrap loads the shared data and trains a quick model of every pipeline while they answer, every
+pipeline then answers from its own models, and all stops on Ctrl-C."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,6 +21,12 @@ from tandem.settings import Settings
 from tests.conftest import free_port
 
 START_TIMEOUT_S = 420
+BOOTSTRAP_TIMEOUT_S = 900
+# The bootstrap's steps as they run on first start, each training cut to its smallest (the real quick preset's
+# time is measured in docs/benchmarks.md).
+TINY = {"lrurec": {"max_epochs": 1, "hidden": 32, "max_len": 20}, "ranker": {"examples": 4, "eval_users": 4},
+        "dpr": {"max_questions": 40, "inverse_cloze": False, "hard_negatives": False}, "qa": {"examples": 2},
+        "kobart": {"epochs": 1, "max_pairs": 100, "holdout": 0.01}}
 
 
 def _postgres_on(pgdata: Path) -> list[psutil.Process]:
@@ -26,6 +35,31 @@ def _postgres_on(pgdata: Path) -> list[psutil.Process]:
         if proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+def _wait_for_line(lines: list[str], proc: subprocess.Popen, text: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not any(text in line for line in lines):
+        assert proc.poll() is None, "tandem run exited early:\n" + "".join(lines)
+        assert time.monotonic() < deadline, f"no {text!r} from tandem run:\n" + "".join(lines)
+        time.sleep(1)
+
+
+def _every_pipeline_answers_from_its_own_models(base: str) -> None:
+    with httpx.Client(base_url=base, timeout=300) as http:
+        rec = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
+        assert rec["ordered_by"] == "llm" and rec["adapter"] == "ranker", rec
+        assert all(v.endswith("-quick") for v in rec["model_versions"].values()), rec["model_versions"]
+        qa = http.post("/v1/qa", json={"question": "임진왜란은 몇 년에 일어났는가?", "max_tokens": 16}).json()
+        assert qa["answered"] and qa["model"].endswith(":qa") and qa["adapter_version"].endswith("-quick"), qa
+        found = http.post("/v1/retrieve", json={"query": "임진왜란", "mode": "dense"}).json()
+        assert found["passages"] and found["index_version"].endswith("-quick"), found
+        keywords = http.post("/v1/keywords", json={"text": "이사화물 통관예약을 하면 뭐가 좋나요?"}).json()
+        assert keywords["model"] == "kobart" and keywords["model_version"], keywords  # no quick form: in full
+        books = http.post("/v1/books/recommendations", json={"answers": {
+            "mood": "지쳐 있어요", "effect": "위로받고 싶어요", "job": "개발자", "situation": "퇴근길 지하철",
+            "depth": "가볍게"}, "n": 2}).json()
+        assert len(books["books"]) == 2 and books["mode"] == "hybrid", books
 
 
 @pytest.mark.own_cluster
@@ -44,6 +78,7 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
             "TANDEM_PORT": str(port),
             "TANDEM_METRICS_PORT": str(metrics_port),
             "TANDEM_LLM_KV_CACHE_GIB": "0.5",
+            "TANDEM_BOOTSTRAP_OPTIONS": json.dumps(TINY),
         }
     )
     proc = subprocess.Popen(
@@ -57,16 +92,23 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not any("Press Ctrl-C" in line for line in lines):
-            assert proc.poll() is None, "tandem run exited early:\n" + "".join(lines)
-            assert time.monotonic() < deadline, "tandem run did not come up:\n" + "".join(lines)
-            time.sleep(1)
+        _wait_for_line(lines, proc, "Press Ctrl-C", START_TIMEOUT_S)
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}" in output and f"127.0.0.1:{metrics_port}/metrics" in output
 
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
+        # The bootstrap started with the stack (readiness while it runs: tests/deployments/test_bootstrap_readiness.py)
+        # and the console follows it to the end.
+        _wait_for_line(lines, proc, "Bootstrap finished", BOOTSTRAP_TIMEOUT_S)
+        output = "".join(lines)
+        assert "First run: loading the shared data" in output and "every pipeline answers from its own" in output
+        finished = httpx.get(f"{base}/readyz", timeout=10).json()
+        assert finished["bootstrap"]["status"] == "finished", finished["bootstrap"]
+        assert {s["status"] for s in finished["bootstrap"]["steps"]} == {"done"}, finished["bootstrap"]
+        assert all(f"bootstrap  {s['name']}" in output for s in finished["bootstrap"]["steps"]), output
+        assert {p["status"] for p in finished["pipelines"].values()} == {"ready"}, finished["pipelines"]
+        _every_pipeline_answers_from_its_own_models(base)
         r = httpx.post(
             f"{base}/v1/completions",
             json={"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0},

@@ -80,6 +80,8 @@ def read_pairs(url: str) -> list[SourcedPair]:
 class KeywordRequest:
     options: KeywordOptions = field(default_factory=KeywordOptions)
     activate: bool = True
+    label: str | None = None  # appended to the version, e.g. "quick"
+
 
 
 def held_out_report(model: KeywordModel, held: list[SourcedPair]) -> dict:
@@ -107,7 +109,7 @@ def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, 
     train_pairs = [(q, k) for q, k, _ in (rest[: options.max_pairs] if options.max_pairs else rest)]
     if len(train_pairs) < 4:
         raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
-    version = new_version()
+    version = new_version(request.label)
     output = settings.artifacts_dir / PIPELINE / version
     model = KeywordModel.load(settings.bart_path, settings.keywords_generation)
 

@@ -27,10 +27,14 @@ class TrainRequest:
     ratings: Path | None = None  # None: the database
     output: Path | None = None  # None: var/artifacts/lrurec/<version>
     activate: bool = True
+    label: str | None = None  # appended to the version, e.g. "quick"
 
 
-def new_version() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+
+def new_version(label: str | None = None) -> str:
+    """A sortable version name; `label` (e.g. "quick", for the quick preset) is appended."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    return f"{stamp}-{label}" if label else stamp
 
 
 def events_from_csv(path: Path) -> list[Event]:
@@ -49,7 +53,7 @@ def run_training(
 ) -> dict:
     """Train; from the database (database_url given, no ratings file) the run and version are recorded,
     in the queued run `run_id` when given."""
-    version = new_version()
+    version = new_version(request.label)
     output = request.output or settings.artifacts_dir / PIPELINE / version
     if request.ratings is None and database_url is None:
         raise ValueError("give a ratings CSV or a database")

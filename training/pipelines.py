@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from tandem.settings import Settings
-from training.options import DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
+from training.options import QUICK, DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
 
 ORDER = ("lrurec", "ranker")
 
@@ -21,11 +22,27 @@ ORDER = ("lrurec", "ranker")
 class TrainOptions(BaseModel):
     """Options of each pipeline a retraining may run; those of pipelines not run are ignored."""
 
+    preset: Literal["full", "quick"] = Field(
+        default="full", description="`quick`: the first run's short trainings (training/options.py), with `-quick` "
+        "at the end of each version's name; the options given here still apply over them.")
     lrurec: LRURecOptions = Field(default_factory=LRURecOptions)
     ranker: RankerOptions = Field(default_factory=RankerOptions)
     dpr: DPROptions = Field(default_factory=DPROptions)
     qa: QAOptions = Field(default_factory=QAOptions)
     kobart: KeywordOptions = Field(default_factory=KeywordOptions)
+
+
+    def of(self, model: str):
+        """`model`'s options: those given, over the preset's."""
+        given = getattr(self, model)
+        if self.preset == "full" or model not in QUICK:
+            return given
+        return type(given).model_validate({**QUICK[model].model_dump(exclude_unset=True),
+                                           **given.model_dump(exclude_unset=True)})
+
+    def label(self, model: str) -> str | None:
+        """What a version of `model` trained with these options is labelled with: "quick" when they are."""
+        return "quick" if self.preset == "quick" and model in QUICK else None
 
 
 def plan(pipeline: str) -> list[str]:
@@ -35,31 +52,31 @@ def plan(pipeline: str) -> list[str]:
 def _lrurec(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.lrurec import TrainRequest, run_training
 
-    run_training(settings, TrainRequest(options.lrurec), url, run_id)
+    run_training(settings, TrainRequest(options.of("lrurec"), label=options.label("lrurec")), url, run_id)
 
 
 def _ranker(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.ranker import RankerRequest, run_ranker_training
 
-    run_ranker_training(settings, RankerRequest(options.ranker), url, run_id)
+    run_ranker_training(settings, RankerRequest(options.of("ranker"), label=options.label("ranker")), url, run_id)
 
 
 def _dpr(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.retrieval import DPRRequest, run_dpr_training
 
-    run_dpr_training(settings, DPRRequest(options.dpr), url, run_id)
+    run_dpr_training(settings, DPRRequest(options.of("dpr"), label=options.label("dpr")), url, run_id)
 
 
 def _qa(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.qa import QAAdapterRequest, run_qa_training
 
-    run_qa_training(settings, QAAdapterRequest(options.qa), url, run_id)
+    run_qa_training(settings, QAAdapterRequest(options.of("qa"), label=options.label("qa")), url, run_id)
 
 
 def _kobart(settings: Settings, url: str, run_id: int, options: TrainOptions) -> None:
     from training.keywords import KeywordRequest, run_keyword_training
 
-    run_keyword_training(settings, KeywordRequest(options.kobart), url, run_id)
+    run_keyword_training(settings, KeywordRequest(options.of("kobart"), label=options.label("kobart")), url, run_id)
 
 
 # One training run per trainable model of the registry (tandem.pipelines.TRAINABLE).

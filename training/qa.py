@@ -28,6 +28,8 @@ PIPELINE = "qa"
 class QAAdapterRequest:
     options: QAOptions = field(default_factory=QAOptions)
     activate: bool = True
+    label: str | None = None  # appended to the version, e.g. "quick"
+
 
 
 def qa_examples(collection: Collection, options: QAOptions, top_k: int) -> list[QAExample]:
@@ -55,7 +57,7 @@ def run_qa_training(settings: Settings, request: QAAdapterRequest, url: str, run
     if not examples:
         raise ValueError("no question-answer pairs whose answer is in a passage: import some first "
                          "(`tandem db import-korquad`)")
-    version = new_version()
+    version = new_version(request.label)
     output = settings.artifacts_dir / PIPELINE / version
     params = {"base": settings.llm_path, "examples": len(examples), "holdout": request.options.holdout,
               "top_k": settings.qa_top_k, "max_context_tokens": settings.qa_max_context_tokens}

@@ -36,6 +36,8 @@ class RankerRequest:
     lrurec: Path | None = None  # None: the active LRURec version
     output: Path | None = None
     activate: bool = True
+    label: str | None = None  # appended to the version, e.g. "quick"
+
 
 
 @torch.no_grad()
@@ -84,7 +86,7 @@ def run_ranker_training(
     examples = training_examples(seqs, verbalizer_cfg.num_candidates, options.examples, train_cfg.seed)
     cases = evaluation_cases(seqs, lrurec_candidates(checkpoint, seqs, "test", verbalizer_cfg.num_candidates), "test")
     cases = cases[: options.eval_users] if options.eval_users else cases
-    version = new_version()
+    version = new_version(request.label)
     output = request.output or settings.artifacts_dir / PIPELINE / version
 
     def work(on_step=None) -> dict:

@@ -37,6 +37,8 @@ class DPRRequest:
     output: Path | None = None
     build_index: bool = True
     activate: bool = True
+    label: str | None = None  # appended to the version, e.g. "quick"
+
 
 
 @dataclass
@@ -87,7 +89,7 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
     examples = training_examples(train_records, by_document, negatives)
     if options.inverse_cloze:
         examples += inverse_cloze_examples(chunks, config.seed)
-    version = new_version()
+    version = new_version(request.label)
     output = request.output or settings.artifacts_dir / DPR / version
     params = {"base": settings.bert_path, "questions": len(train_records), "examples": len(examples),
               "holdout": options.holdout, "split_seed": options.split_seed,
@@ -97,18 +99,19 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
                             lambda report: train(model, examples, config, output, on_epoch=report),
                             request.activate, run_id)
     if request.build_index:
-        result["index"] = run_index_build(settings, url, output, activate=request.activate)
+        result["index"] = run_index_build(settings, url, output, activate=request.activate, label=request.label)
     return result
 
 
-def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activate: bool = True) -> dict:
+def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activate: bool = True,
+                    label: str | None = None) -> dict:
     """Chunk and encode every passage with the given (default: active) DPR encoder and register the index."""
     dpr = dpr or registered.active_artifact(url, DPR)
     if dpr is None:
         raise LookupError("no DPR encoder is registered: run `tandem train dpr` first")
     collection = read_collection(url)
     config = settings.index_config
-    version = new_version()
+    version = new_version(label)
     output = settings.artifacts_dir / INDEX / version
 
     def build(report) -> dict:

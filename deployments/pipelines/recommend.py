@@ -6,6 +6,8 @@ flagged, so the endpoint degrades instead of failing.
 
 from __future__ import annotations
 
+import time
+
 from db.pool import Database
 from db.users import get_user, list_surveys
 from deployments.pipelines.calls import call
@@ -62,8 +64,10 @@ async def recommend(request: RecommendationRequest, services: Services) -> Recom
     settings, metrics = services.settings, pipeline_metrics()
     wanted = CandidateRequest(user_id=request.user_id, k=settings.ranker_candidates,
                               include_history=settings.verbalizer_max_history)
+    started = time.monotonic()
     found: CandidateResponse | ServiceError = await metrics.timed(PIPELINE, "candidates",
                                                                   call(services.candidates.candidates, wanted))
+    timings = {"candidates": round((time.monotonic() - started) * 1000, 1)}
     if isinstance(found, ServiceError):
         return found
     if found.fallback:
@@ -73,21 +77,24 @@ async def recommend(request: RecommendationRequest, services: Services) -> Recom
     if settings.verbalizer_template == "gemmarec":
         profile = await user_profile(services.db, request.user_id, [h.comment for h in found.history if h.comment])
     history, titles = [h.title or h.item_id for h in found.history], [c.title or c.item_id for c in pool]
+    started = time.monotonic()
     ranked = await llm_stage(PIPELINE, "ranking", lambda: rank(services, history, titles, profile),
                              settings.ranker_timeout_s, services.llm_down())
+    timings["ranking"] = round((time.monotonic() - started) * 1000, 1)
     reason = ranked if isinstance(ranked, str) else None
     if reason is None:
         order, scores = ranked
         items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=scores.logprobs[i],
-                                lrurec_rank=i) for i in order]
+                                lrurec_rank=i, lrurec_score=pool[i].score) for i in order]
         adapter, served_as, prompt_tokens = scores.adapter, scores.served_as, scores.prompt_tokens
         versions = {"lrurec": found.model_version, "ranker": scores.adapter_version}
     else:
-        items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i)
+        items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i, lrurec_score=c.score)
                  for i, c in enumerate(pool)]
         adapter, served_as, prompt_tokens, versions = None, None, None, {"lrurec": found.model_version}
     return RecommendationResponse(
         user_id=request.user_id, ordered_by="lrurec" if reason else "llm", fallback=reason is not None,
         fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter, adapter_served_as=served_as,
-        prompt_tokens=prompt_tokens, model_versions=versions, items=items[: request.k],
+        prompt_tokens=prompt_tokens, model_versions=versions, items=items[: request.k], history=found.history,
+        timings_ms=timings,
     )

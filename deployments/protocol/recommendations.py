@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from db.records import ExternalId
+from deployments.protocol.candidates import HistoryItem
 
 
 class RecommendationRequest(BaseModel):
@@ -19,6 +20,7 @@ class Recommendation(BaseModel):
     title: str | None
     score: float = Field(description="Label log-probability from the LLM, or LRURec's score on fallback.")
     lrurec_rank: int = Field(description="Position in LRURec's candidate list, 0-based.")
+    lrurec_score: float = Field(description="LRURec's score of the item.")
 
 
 class RecommendationResponse(BaseModel):
@@ -35,3 +37,6 @@ class RecommendationResponse(BaseModel):
                                       "cost (None when LRURec's order is returned).")
     model_versions: dict[str, str | None]
     items: list[Recommendation]
+    history: list[HistoryItem] = Field(description="The user's recent history the ranking saw, oldest first.")
+    timings_ms: dict[str, float] = Field(description="Milliseconds each stage took (candidates, ranking), "
+                                         "seen from the pipeline.")

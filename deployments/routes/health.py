@@ -7,7 +7,16 @@ import asyncio
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from deployments.health import PARTS, PipelineReadiness, Readiness, readiness_of
+from db import bootstrap, registry
+from deployments.health import (
+    PARTS,
+    BootstrapState,
+    PipelineReadiness,
+    Readiness,
+    Waiting,
+    bootstrap_state,
+    readiness_of,
+)
 from deployments.http_errors import error_response
 from deployments.pipelines.services import Services
 from deployments.routes.common import Served, errors
@@ -53,16 +62,30 @@ async def checks_of(services: Services, parts: set[str]) -> tuple[dict[str, str]
     return checks, {name: answer for name, (answer, _) in asked.items()}
 
 
+async def bootstrap_now(services: Services) -> tuple[BootstrapState | None, dict[str, Waiting]]:
+    """The first-run bootstrap, if this database had one, and what each pipeline waits for of it."""
+    try:
+        async with services.db.acquire() as conn:
+            steps = await bootstrap.steps(conn)
+            running = [s.run_id for s in steps if s.status == "running" and s.run_id is not None]
+            progress = {r: run.progress for r in running if (run := await registry.get_run(conn, r)) is not None}
+            now = await conn.fetchval("SELECT now()")
+    except Exception:  # the database check says why
+        return None, {}
+    return bootstrap_state(steps, progress, now) if steps else (None, {})
+
+
 async def readiness(services: Services) -> Readiness:
-    checks, answers = await checks_of(services, set(PARTS))
+    (checks, answers), (boot, waiting) = await asyncio.gather(checks_of(services, set(PARTS)),
+                                                              bootstrap_now(services))
     status = answers["retriever"]
     models = {name: (answers["llm"] or {}).get(name) for name in ADAPTERS}
     # A pipeline without a trained model yet is reported, not "not ready": the rest of the service works.
     models |= {"lrurec": answers["candidates"], "kobart": answers["keywords"],
                "index": status.pop("index") if status else None}
-    pipelines = {name: readiness_of(p, checks) for name, p in PIPELINES.items()}
+    pipelines = {name: readiness_of(p, checks, waiting.get(name)) for name, p in PIPELINES.items()}
     return Readiness(status="ready" if all(v == "ok" for v in checks.values()) else "not ready", checks=checks,
-                     pipelines=pipelines, models=models, retrieval=status)
+                     pipelines=pipelines, models=models, retrieval=status, bootstrap=boot)
 
 
 @router.get("/healthz", summary="Liveness: the HTTP process answers.")
@@ -84,6 +107,7 @@ async def pipeline_readyz(pipeline: str, services: Served) -> JSONResponse:
         return error_response(404, f"no pipeline {pipeline!r}; pipelines: {', '.join(PIPELINES)}",
                               "not_found_error", "pipeline")
     # Only its own parts are checked: a stuck LLM does not slow the keyword pipeline's probe.
-    checks, _ = await checks_of(services, PIPELINES[pipeline].parts())
-    state = readiness_of(PIPELINES[pipeline], checks)
+    (checks, _), (_, waiting) = await asyncio.gather(checks_of(services, PIPELINES[pipeline].parts()),
+                                                     bootstrap_now(services))
+    state = readiness_of(PIPELINES[pipeline], checks, waiting.get(pipeline))
     return JSONResponse(state.model_dump(), status_code=503 if state.status == "unavailable" else 200)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from db import registry
 from deployments.http_errors import error_response
@@ -17,6 +17,13 @@ router = APIRouter(prefix="/v1/train", tags=["training"])
              summary="Retrain from the current database without blocking serving; poll GET /v1/train/{id}.")
 async def train(request: TrainRequest, services: Served):
     return answered(await services.trainer.submit.remote(request))
+
+
+@router.get("", response_model=list[registry.TrainingRun],
+            summary="The latest training runs, newest first, with their progress.")
+async def train_runs(services: Served, limit: int = Query(default=20, ge=1, le=200)):
+    async with services.db.acquire() as conn:
+        return await registry.list_runs(conn, limit)
 
 
 @router.get("/{run_id}", response_model=registry.TrainingRun, responses=errors(404),
