@@ -81,11 +81,11 @@ def readiness(base_url: str) -> dict | None:
 
 def follow_bootstrap(console: Console, base_url: str, poll_s: float = 5.0) -> None:
     """Print each step of the first-run bootstrap as it starts and ends, until all have; at once when there is
-    none."""
+    none left."""
     shown: dict[str, str] = {}
     while True:
         boot = (readiness(base_url) or {}).get("bootstrap")
-        if boot is None:
+        if boot is None or (not shown and boot["status"] == "finished"):  # none, or one that ended before this start
             return
         if not shown:
             console.print("First run: loading the shared data and training a quick model of every pipeline; the "
