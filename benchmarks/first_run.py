@@ -12,19 +12,9 @@ import os
 import signal
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-
-def readiness(url: str) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=10) as resp:
-            return json.load(resp)
-    except urllib.error.HTTPError as exc:  # 503 while a part is not ready: the body says which
-        return json.load(exc)
-    except OSError:
-        return None
+from ops.stack import readiness
 
 
 def main() -> None:

@@ -55,19 +55,6 @@ def start_serve(settings: Settings) -> None:
     serve.run(build_app(settings), name=APP_NAME, route_prefix="/")
 
 
-def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base_url}/readyz", timeout=5) as resp:
-                if resp.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(1)
-    return False
-
-
 def readiness(base_url: str) -> dict | None:
     """/readyz's body, whatever its status; None when it does not answer."""
     try:
@@ -77,6 +64,15 @@ def readiness(base_url: str) -> dict | None:
         return json.load(exc)
     except OSError:
         return None
+
+
+def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if (readiness(base_url) or {}).get("status") == "ready":
+            return True
+        time.sleep(1)
+    return False
 
 
 def follow_bootstrap(console: Console, base_url: str, poll_s: float = 5.0) -> None:

@@ -112,6 +112,20 @@ def test_bad_streaming_request_is_rejected_before_the_stream(http: httpx.Client)
     assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
 
 
+@pytest.mark.parametrize(("method", "path", "body", "status", "says"), [
+    ("GET", "/v1/train?limit=0", None, 422, "limit"),
+    ("POST", "/v1/train", {"pipeline": "lrurec", "preset": "fast"}, 422, "preset"),
+    ("POST", "/v1/train", {"pipeline": "dpr", "dpr": {"epochs": 0}}, 422, "epochs"),
+    ("GET", "/web/secrets.txt", None, 404, "secrets.txt"),
+])
+def test_the_pages_routes_and_training_options_refuse_bad_input(http: httpx.Client, method: str, path: str,
+                                                                 body: dict | None, status: int, says: str) -> None:
+    runs_before = http.get("/v1/train?limit=200").json()
+    r = http.request(method, path, json=body)
+    assert r.status_code == status and says in r.text, r.text
+    assert http.get("/v1/train?limit=200").json() == runs_before  # nothing queued
+
+
 def test_malformed_json_is_a_422(http: httpx.Client) -> None:
     r = http.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
