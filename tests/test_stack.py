@@ -55,7 +55,7 @@ def _every_pipeline_answers_from_its_own_models(base: str) -> None:
         found = http.post("/v1/retrieve", json={"query": "임진왜란", "mode": "dense"}).json()
         assert found["passages"] and found["index_version"].endswith("-quick"), found
         keywords = http.post("/v1/keywords", json={"text": "이사화물 통관예약을 하면 뭐가 좋나요?"}).json()
-        assert keywords["model"] == "kobart" and keywords["model_version"], keywords  # no quick form: in full
+        assert keywords["model"] == "kobart" and keywords["model_version"].endswith("-quick"), keywords
         books = http.post("/v1/books/recommendations", json={"answers": {
             "mood": "지쳐 있어요", "effect": "위로받고 싶어요", "job": "개발자", "situation": "퇴근길 지하철",
             "depth": "가볍게"}, "n": 2}).json()

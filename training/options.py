@@ -65,13 +65,12 @@ class KeywordOptions(KeywordTrainConfig):
 
 # The first run's trainings (`preset: quick`, the bootstrap): each model in about a minute on 2 cores, good enough to
 # serve (docs/benchmarks.md has their quality beside the full runs'). Only the fields named differ from the full run.
-# The keyword model has no quick form: the small BART trained from scratch learns nothing in fewer epochs (held-out
-# F1 0.01-0.02 after 2 to 6, 0.67 after the full 10; docs/benchmarks.md), so it trains in full.
 QUICK: dict[str, BaseModel] = {
     "lrurec": LRURecOptions(max_epochs=8, patience=3, hidden=64, max_len=50),
     "ranker": RankerOptions(examples=32, eval_users=100),
     "dpr": DPROptions(epochs=1, max_questions=400),
     "qa": QAOptions(examples=8),
+    "kobart": KeywordOptions(epochs=5),
 }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Callable
 
 import ray
 from ray import serve
@@ -25,8 +27,22 @@ from training import bootstrap
 from training.pipelines import TrainOptions, plan, train_pipelines
 
 log = logging.getLogger("tandem.trainer")
-_train_task = ray.remote(max_retries=0)(train_pipelines)
-_bootstrap_task = ray.remote(max_retries=0)(bootstrap.run_bootstrap)
+
+
+def _on_task_cores(run: Callable) -> Callable:
+    """Ray sets OMP_NUM_THREADS=1 in a task that asks for under one CPU; training would leave a core idle."""
+
+    def task(settings: Settings, *args, **kwargs):
+        import torch
+
+        torch.set_num_threads(settings.train_threads or len(os.sched_getaffinity(0)))
+        return run(settings, *args, **kwargs)
+
+    return task
+
+
+_train_task = ray.remote(max_retries=0)(_on_task_cores(train_pipelines))
+_bootstrap_task = ray.remote(max_retries=0)(_on_task_cores(bootstrap.run_bootstrap))
 
 
 @serve.deployment(name="Trainer", num_replicas=1, max_ongoing_requests=32, ray_actor_options={"num_cpus": 0})
