@@ -27,6 +27,7 @@ import httpx
 from closed_loop import measure
 
 from models.books.catalogue import CatalogueBook, avoided_topic
+from ops.stack import api_headers
 
 FIXTURE = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "book_readers.json"
 NO_REASON = "(이유 없음)"
@@ -95,7 +96,7 @@ def summary(cases: list[dict]) -> dict:
 async def main(args: argparse.Namespace) -> dict:
     fixture = json.loads(FIXTURE.read_text(encoding="utf-8"))
     cases = [(r, {**a, "job": r["user"]["job"]}) for a in fixture["answer_sets"] for r in fixture["readers"]]
-    async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout) as client:
+    async with httpx.AsyncClient(base_url=args.url, timeout=args.timeout, headers=api_headers()) as client:
         await load_readers(client, fixture["readers"])
         limit = asyncio.Semaphore(args.parallel)
 

@@ -16,6 +16,8 @@ import time
 
 import httpx
 
+from ops.stack import api_headers
+
 PROMPT = "Write a short story about a customs officer who inspects a shipment of household goods. Once upon a time,"
 
 
@@ -28,7 +30,7 @@ async def one(client: httpx.AsyncClient, max_tokens: int, seed: int) -> tuple[fl
 
 async def run(url: str, requests: int, concurrency: int, max_tokens: int) -> dict:
     limit = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=600, headers=api_headers()) as client:
         await one(client, 4, 0)  # warm-up
 
         async def bounded(i: int) -> tuple[float, int]:

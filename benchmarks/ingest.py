@@ -23,6 +23,7 @@ import httpx
 
 from db.interactions import copy_interactions
 from db.server import database_url
+from ops.stack import api_headers
 from tandem.settings import Settings
 
 USERS, ITEMS = 100, 1000
@@ -64,7 +65,7 @@ async def over_copy(url: str, tag: str) -> float:
 async def main(base: str, url: str, repeats: int) -> dict:
     tag = uuid.uuid4().hex[:6]
     results: dict[str, list[float]] = {"copy": [], **{f"http_batch_{b}": [] for b in ROWS}}
-    async with httpx.AsyncClient(base_url=base, timeout=300) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=300, headers=api_headers()) as client:
         (
             await client.post("/v1/users", json={"users": [{"external_id": f"{tag}-u{k}"} for k in range(USERS)]})
         ).raise_for_status()

@@ -32,6 +32,7 @@ from closed_loop import measure
 
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
+from ops.stack import api_headers
 from tandem.settings import Settings
 
 
@@ -79,7 +80,7 @@ async def main(args: argparse.Namespace) -> None:
     random.seed(0)
     users = [str(u) for u in range(1, 611)]  # MovieLens latest-small
     async with httpx.AsyncClient(base_url=args.url, timeout=600,
-                                 limits=httpx.Limits(max_connections=64)) as client:
+                                 limits=httpx.Limits(max_connections=64), headers=api_headers()) as client:
         adapter = args.adapter or (await client.get("/readyz")).json()["models"]["ranker"]
         if adapter is None:
             raise SystemExit("no active ranker adapter: run `tandem train ranker` first")

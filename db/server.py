@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @contextmanager
@@ -38,3 +42,12 @@ def database_url(configured: str | None, pgdata: Path) -> Iterator[str]:
         return
     with embedded_server(pgdata) as url:
         yield url
+
+
+async def on_database(configured: str | None, pgdata: Path, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """`work(conn)` on the configured database, or the embedded one under `pgdata` (started if not running)."""
+    from db.connection import connect
+
+    with database_url(configured, pgdata) as url:
+        async with connect(url) as conn:
+            return await work(conn)

@@ -17,11 +17,17 @@ from tandem.settings import Settings
 
 
 def replicas(settings: Settings, name: str) -> dict:
-    """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`."""
+    """Serve options for deployment `name`: a fixed `num_replicas`, or an `autoscaling_config`; and its bounds."""
+    bounds = {"max_ongoing_requests": getattr(settings, f"{name}_max_ongoing_requests"),
+              "max_queued_requests": getattr(settings, f"{name}_max_queued_requests", -1)}
+    if name == "ingress":
+        # Twice its own limit, so that requests past it reach the replica and are refused there in the documented
+        # shape (Serve's proxy would answer them in plain text).
+        bounds["max_ongoing_requests"] *= 2
     low, high = getattr(settings, f"{name}_replicas"), getattr(settings, f"{name}_max_replicas")
     if high is None or high == low:
-        return {"num_replicas": low}
-    return {"autoscaling_config": {
+        return {"num_replicas": low, **bounds}
+    return {**bounds, "autoscaling_config": {
         "min_replicas": low, "max_replicas": high,
         "target_ongoing_requests": getattr(settings, f"{name}_target_ongoing_requests"),
         "upscale_delay_s": settings.autoscale_upscale_delay_s,

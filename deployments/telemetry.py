@@ -12,6 +12,8 @@ Metrics are made on first use, inside the replica, so Serve adds its deployment/
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import contextmanager
@@ -24,6 +26,20 @@ T = TypeVar("T")
 
 # Seconds; from a keyword lookup on a warm model to an LLM answer on a busy CPU.
 LATENCY_BOUNDARIES = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120]
+
+
+def replica_logs() -> None:
+    """Our loggers (`tandem.*`) and vLLM's write where this replica's Serve logger writes: its JSON log file (the
+    deployment's `logging_config`), where Serve adds to each line the request id, route, deployment and replica."""
+    # Left to configure its own logging, vLLM runs dictConfig when imported, which closes every handler of the
+    # process: Serve's log file would stop at the engine's start.
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"
+    serve_logger = logging.getLogger("ray.serve")
+    for name in ("tandem", "vllm"):
+        ours = logging.getLogger(name)
+        ours.handlers[:] = serve_logger.handlers
+        ours.setLevel(serve_logger.level)
+        ours.propagate = False
 
 
 class PipelineMetrics:

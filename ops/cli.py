@@ -8,6 +8,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from ops.cli_keys import add_keys_commands
 from ops.cli_training import add_training_commands
 from tandem.logs import configure_logging
 from tandem.pipelines import MODELS
@@ -21,13 +22,10 @@ def cmd_assets_build(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps({name: str(path) for name, path in built.items()}))
 
 
-async def _with_connection(settings: Settings, work):
-    from db import connect
-    from db.server import database_url
+def _with_connection(settings: Settings, work):
+    from db.server import on_database
 
-    with database_url(settings.database_url, settings.pgdata_dir) as url:
-        async with connect(url) as conn:
-            return await work(conn)
+    return on_database(settings.database_url, settings.pgdata_dir, work)
 
 
 def cmd_db_migrate(settings: Settings, args: argparse.Namespace) -> None:
@@ -222,6 +220,8 @@ def parser() -> argparse.ArgumentParser:
                            "replica killed under load; stops every Ray node on this machine afterwards")
     smoke.add_argument("--config", type=Path, default=Path("serve_config.yaml"))
     smoke.set_defaults(func=cmd_cluster_smoke)
+
+    add_keys_commands(sub)
 
     run = sub.add_parser("run", help="start PostgreSQL, Ray and the Serve application; Ctrl-C stops all")
     run.set_defaults(func=cmd_run)

@@ -26,6 +26,7 @@ import httpx
 import yaml
 from rich.console import Console
 
+from db.api_keys import new_key
 from db.server import database_url
 from tandem.settings import Settings
 
@@ -56,12 +57,13 @@ def _run(*args: str) -> None:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
-def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, http_port: int) -> None:
+def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, http_port: int, admin_key: str) -> None:
     config = yaml.safe_load(source.read_text())
     config["proxy_location"] = "HeadOnly"
     config["http_options"] = {"host": "127.0.0.1", "port": http_port}
     app = config["applications"][0]
-    app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir)}}
+    # The key through the environment, as on a real cluster: not in the config's args, which the dashboard shows.
+    app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir), "TANDEM_ADMIN_KEY": admin_key}}
     app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
                     "llm_kv_cache_gib": 0.5, "log_level": "WARNING"}
     target.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -97,12 +99,12 @@ def replica_nodes(gcs: str) -> dict[str, list[tuple[str, int, str]]]:
 class Traffic:
     """Keyword requests one after another in a thread, each outcome kept."""
 
-    def __init__(self, url: str):
-        self.url, self.statuses, self._stop = url, [], threading.Event()
+    def __init__(self, url: str, headers: dict[str, str]):
+        self.url, self.headers, self.statuses, self._stop = url, headers, [], threading.Event()
         self._thread = threading.Thread(target=self._send, daemon=True)
 
     def _send(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=60) as client:
+        with httpx.Client(base_url=self.url, timeout=60, headers=self.headers) as client:
             while not self._stop.is_set():
                 try:
                     self.statuses.append(client.post("/v1/keywords", json={"text": "이사화물 통관 예약"}).status_code)
@@ -126,7 +128,9 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
     work = Path(tempfile.mkdtemp(prefix="tandem-cluster-"))
     try:
         with database_url(None, work / "pgdata") as db_url:
-            smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port)
+            admin_key = new_key()
+            auth = {"Authorization": f"Bearer {admin_key}"}
+            smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port, admin_key)
             with console.status("starting the Ray head node"):
                 _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
@@ -142,9 +146,10 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                 wait_ready(url, timeout_s)
             before = replica_nodes(gcs)
             nodes = {node for replicas in before.values() for _, _, node in replicas}
-            completion = httpx.post(f"{url}/v1/completions", json={"prompt": "Hello", "max_tokens": 4}, timeout=120)
+            completion = httpx.post(f"{url}/v1/completions", json={"prompt": "Hello", "max_tokens": 4}, timeout=120,
+                                    headers=auth)
             name, pid, _ = before[KILLED_DEPLOYMENT][0]
-            with console.status(f"killing {name} (pid {pid}) under load"), Traffic(url) as traffic:
+            with console.status(f"killing {name} (pid {pid}) under load"), Traffic(url, auth) as traffic:
                 time.sleep(3)
                 os.kill(pid, signal.SIGKILL)
                 killed_at, replaced_s = time.monotonic(), None

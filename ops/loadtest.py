@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from db.files.korquad_json import questions as korquad_questions
 from db.files.ratings_csv import read_ratings
 from models.books.questions import QUESTIONS
+from ops.stack import api_headers
 
 log = logging.getLogger("tandem.load")
 
@@ -177,7 +178,7 @@ async def load(base_url: str, workload: Workload, steps: list[Step], closed: boo
         raise ValueError(f"load is only sent to this machine (127.0.0.1, localhost, ::1), not {base_url}")
     run, rng = Run(), random.Random(seed)
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, headers=api_headers()) as client:
         started = time.monotonic()
         watcher = asyncio.create_task(watch_replicas(metrics_url, started, run)) if metrics_url else None
         generator = closed_loop if closed else open_loop

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
 
+from pydantic import SecretStr
 from rich.console import Console
 
+from db.api_keys import new_key
 from db.server import database_url
 from ops.assets import build_assets
 from tandem.settings import Settings
@@ -66,6 +69,12 @@ def readiness(base_url: str) -> dict | None:
         return None
 
 
+def api_headers() -> dict[str, str]:
+    """What a client of a running stack sends: the key in TANDEM_API_KEY, else TANDEM_ADMIN_KEY."""
+    key = os.environ.get("TANDEM_API_KEY") or os.environ.get("TANDEM_ADMIN_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 def wait_ready(base_url: str, timeout_s: float = 300.0) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -110,6 +119,9 @@ def run(settings: Settings) -> None:
             with console.status("starting PostgreSQL"):
                 url = stack.enter_context(database_url(settings.database_url, settings.pgdata_dir))
             settings = settings.model_copy(update={"database_url": url})
+            run_key = settings.auth == "keys" and settings.admin_key is None
+            if run_key:
+                settings = settings.model_copy(update={"admin_key": SecretStr(new_key())})
             with console.status("starting Ray and the Serve application (the LLM engine takes about a minute on CPU)"):
                 start_ray(settings)
                 _on_stop_signals(_raise_interrupt)
@@ -126,6 +138,12 @@ def run(settings: Settings) -> None:
             console.print(f"  metrics      http://127.0.0.1:{settings.metrics_port}/metrics   (Prometheus)")
             console.print(f"  database     {url}")
             console.print(f"  state        {settings.var_dir}")
+            if run_key:
+                console.print(f"  admin key    {settings.admin_key.get_secret_value()}   (this run's; set "
+                              "TANDEM_ADMIN_KEY to choose one, `tandem keys create` makes lasting ones)")
+            elif settings.auth == "off":
+                console.print("  [bold red]no API keys[/] (TANDEM_AUTH=off): anyone who reaches the port may train "
+                              "and write")
             console.print("Press Ctrl-C to stop.")
             follow_bootstrap(console, base)
             while True:

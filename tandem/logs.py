@@ -31,9 +31,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def serve_logging(settings: Settings) -> dict:
-    """A Serve deployment's `logging_config`: JSON lines at the settings' level, one access line per request only
-    at DEBUG."""
-    return {"encoding": "JSON", "log_level": settings.log_level, "enable_access_log": settings.log_level == "DEBUG"}
+    """A Serve deployment's `logging_config`: JSON lines at the settings' level, each with its request id, and
+    from INFO on one access line per request in each replica that handles it."""
+    return {"encoding": "JSON", "log_level": settings.log_level, "enable_access_log": True}
 
 
 def configure_logging(level: str = "WARNING") -> None:

@@ -6,11 +6,14 @@ import asyncio
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from db.api_keys import new_key
 from db.server import database_url
 from ops.assets import build_assets
 from tandem.settings import Settings
@@ -18,6 +21,9 @@ from training.lrurec import TrainRequest, run_training
 from training.options import LRURecOptions
 
 SERVE_START_TIMEOUT_S = 600
+# The session's admin key (TANDEM_ADMIN_KEY of the app under test); clients of protected routes send AUTH.
+ADMIN_KEY = new_key()
+AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 # A few epochs of a small LRURec: enough to beat popularity on MovieLens, in well under a minute.
 QUICK = TrainRequest(LRURecOptions(hidden=32, max_len=50, max_epochs=3, patience=3, batch_size=64, lr=2e-3))
 
@@ -54,12 +60,14 @@ def wait_for_run(http: httpx.Client, run_id: int, timeout_s: float = 900) -> dic
 
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
-    """Settings for the test session: the checkout's built model assets, quiet logs, short prompts."""
+    """Settings for the test session: the checkout's built model assets, short prompts."""
     # A generous LLM budget for the ranking stage: the suite shares 2 cores with training runs.
     # No first-run bootstrap: the tests load what they need themselves (tests/test_bootstrap.py and
     # tests/test_stack.py test the bootstrap).
-    settings = Settings(log_level="WARNING", llm_kv_cache_gib=0.5, verbalizer_max_history=5,
-                        verbalizer_max_title_tokens=12, ranker_timeout_s=120, bootstrap="off")
+    # INFO: every replica writes an access line per request (tests/deployments/test_request_ids.py follows them).
+    settings = Settings(log_level="INFO", llm_kv_cache_gib=0.5, verbalizer_max_history=5,
+                        verbalizer_max_title_tokens=12, ranker_timeout_s=120, bootstrap="off",
+                        admin_key=SecretStr(ADMIN_KEY))
     build_assets(settings)
     return settings
 
@@ -93,7 +101,7 @@ def serve_app(settings: Settings) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def http(serve_app: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=serve_app, timeout=120) as client:
+    with httpx.Client(base_url=serve_app, timeout=120, headers=AUTH) as client:
         yield client
 
 
@@ -123,10 +131,9 @@ def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def fresh_db(pg_url: str) -> Iterator[str]:
-    """An empty database of its own on the session server, dropped afterwards."""
-    import asyncio
+@contextmanager
+def empty_database(pg_url: str) -> Iterator[str]:
+    """An empty database of its own on the session server, dropped afterwards; yields its URL."""
     import uuid
     from urllib.parse import urlsplit, urlunsplit
 
@@ -142,8 +149,16 @@ def fresh_db(pg_url: str) -> Iterator[str]:
             await conn.close()
 
     asyncio.run(admin(f"CREATE DATABASE {name}"))
-    yield urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
-    asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+    try:
+        yield urlunsplit(urlsplit(pg_url)._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(admin(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture
+def fresh_db(pg_url: str) -> Iterator[str]:
+    with empty_database(pg_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

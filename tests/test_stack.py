@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -45,8 +46,8 @@ def _wait_for_line(lines: list[str], proc: subprocess.Popen, text: str, timeout_
         time.sleep(1)
 
 
-def _every_pipeline_answers_from_its_own_models(base: str) -> None:
-    with httpx.Client(base_url=base, timeout=300) as http:
+def _every_pipeline_answers_from_its_own_models(base: str, key: str) -> None:
+    with httpx.Client(base_url=base, timeout=300, headers={"Authorization": f"Bearer {key}"}) as http:
         rec = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
         assert rec["ordered_by"] == "llm" and rec["adapter"] == "ranker", rec
         assert all(v.endswith("-quick") for v in rec["model_versions"].values()), rec["model_versions"]
@@ -67,7 +68,7 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
     base_settings: Settings, tmp_path: Path, project_root: Path
 ) -> None:
     port, metrics_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TANDEM_DATABASE_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TANDEM_DATABASE_URL", "TANDEM_ADMIN_KEY")}
     env.update(
         {
             "TANDEM_VAR_DIR": str(tmp_path / "var"),
@@ -95,6 +96,8 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
         _wait_for_line(lines, proc, "Press Ctrl-C", START_TIMEOUT_S)
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}" in output and f"127.0.0.1:{metrics_port}/metrics" in output
+        # No key configured: the run makes one and shows it; nothing but health and the page answers without it.
+        key = re.search(r"admin key\s+(tdm_\S+)", output).group(1)
 
         base = f"http://127.0.0.1:{port}"
         assert httpx.get(f"{base}/readyz", timeout=10).json()["status"] == "ready"
@@ -108,12 +111,12 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
         assert {s["status"] for s in finished["bootstrap"]["steps"]} == {"done"}, finished["bootstrap"]
         assert all(f"bootstrap  {s['name']}" in output for s in finished["bootstrap"]["steps"]), output
         assert {p["status"] for p in finished["pipelines"].values()} == {"ready"}, finished["pipelines"]
-        _every_pipeline_answers_from_its_own_models(base)
-        r = httpx.post(
-            f"{base}/v1/completions",
-            json={"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0},
-            timeout=120,
-        )
+        _every_pipeline_answers_from_its_own_models(base, key)
+        completion = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
+        refused = httpx.post(f"{base}/v1/completions", json=completion, timeout=30)
+        assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", refused.text
+        r = httpx.post(f"{base}/v1/completions", json=completion, timeout=120,
+                       headers={"Authorization": f"Bearer {key}"})
         assert "Paris" in r.json()["choices"][0]["text"]
         pgdata = tmp_path / "var" / "pgdata"
         assert (pgdata / "PG_VERSION").exists() and _postgres_on(pgdata)

@@ -1,5 +1,5 @@
-"""What the pipelines run with in the ingress: settings, the database, the model deployments' handles and their
-states, and the LLM prompts."""
+"""What the pipelines run with in the ingress: settings, the database and its API keys, the model deployments'
+handles and their states, and the LLM prompts."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ray.serve.handle import DeploymentHandle
 
 from db.pool import Database
+from deployments.auth import KeyRing
 from deployments.health import DeploymentStates
 from deployments.pipelines.llm_prompts import LLMPrompts
 from tandem.settings import Settings
@@ -17,6 +18,7 @@ from tandem.settings import Settings
 class Services:
     settings: Settings
     db: Database
+    keys: KeyRing
     deployments: DeploymentStates
     prompts: LLMPrompts
     llm: DeploymentHandle

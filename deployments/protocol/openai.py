@@ -71,15 +71,6 @@ class CompletionResponse(BaseModel):
     usage: Usage
 
 
-class ErrorBody(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorBody
-
 
 class ChatMessage(BaseModel):
     role: Literal["system", "user", "assistant"]

@@ -18,10 +18,11 @@ from deployments.protocol.books import (
     CatalogueSearchRequest,
     QuestionOption,
 )
-from deployments.routes.common import Served, answered, errors, needs
+from deployments.routes.common import Served, allowed, answered, errors, needs
 from models.books.questions import QUESTIONS
 
-router = APIRouter(prefix="/v1/books", tags=["books"])
+router = APIRouter(prefix="/v1/books", tags=["books"], dependencies=[allowed("inference")],
+                   responses=errors(401, 403))
 
 
 @router.get("/questions", response_model=list[BookQuestion],

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Security
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ray import serve
 
+from db.api_keys import Scope
 from deployments.health import DeploymentDown
 from deployments.http_errors import error_response
 from deployments.pipelines.services import Services
-from deployments.protocol.openai import ErrorResponse
-from deployments.protocol.service_error import ServiceError
+from deployments.protocol.service_error import ErrorResponse, ServiceError
 
 
 def get_services() -> Services:
@@ -35,6 +36,27 @@ def needs(*deployments: str):
                 raise DeploymentDown(name, reason)
 
     return Depends(check)
+
+
+bearer = HTTPBearer(auto_error=False, scheme_name="api_key",
+                    description="An API key: `tandem keys create --scope admin|inference`, or POST /v1/keys.")
+
+
+def allowed(scope: Scope):
+    """A router dependency: 401 without a known key, 403 when the key's scope does not reach `scope`; nothing
+    when TANDEM_AUTH=off. Listed in the OpenAPI document as the bearer scheme."""
+
+    async def check(credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)]) -> None:
+        services = get_services()
+        if services.settings.auth == "keys":
+            await services.keys.check(credentials.credentials if credentials else None, scope)
+
+    return Depends(check)
+
+
+# A route that streams with `stream: true`: its 200 is also server-sent events, one JSON object per `data:` line.
+STREAMED = {200: {"content": {"text/event-stream": {}},
+                  "description": "JSON, or with `stream: true` server-sent events ending in `data: [DONE]`."}}
 
 
 def errors(*codes: int) -> dict:

@@ -34,16 +34,17 @@ from db.records import (
     UserBatch,
     UserReadingPreferences,
 )
-from deployments.protocol.openai import ErrorResponse
-from deployments.routes.common import get_services
+from deployments.protocol.service_error import ErrorResponse
+from deployments.routes.common import allowed, errors, get_services
 
-router = APIRouter(prefix="/v1", tags=["ingestion"])
+router = APIRouter(prefix="/v1", tags=["ingestion"], dependencies=[allowed("admin")], responses=errors(401, 403))
 
 ERRORS = {code: {"model": ErrorResponse} for code in (404, 409, 413, 422, 503)}
 IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
         max_length=200,
         description="Send a retried request again with the same key: "
         "it is answered as the first time and writes nothing twice.",

@@ -6,9 +6,9 @@ from fastapi import APIRouter
 
 from deployments.pipelines.calls import call
 from deployments.protocol.keywords import KeywordsRequest, KeywordsResponse
-from deployments.routes.common import Served, answered, errors, needs
+from deployments.routes.common import Served, allowed, answered, errors, needs
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[allowed("inference")], responses=errors(401, 403))
 
 
 @router.post("/keywords", tags=["keywords"], dependencies=[needs("keywords")],

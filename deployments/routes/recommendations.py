@@ -8,9 +8,9 @@ from deployments.pipelines.calls import call
 from deployments.pipelines.recommend import recommend
 from deployments.protocol.candidates import CandidateRequest, CandidateResponse
 from deployments.protocol.recommendations import RecommendationRequest, RecommendationResponse
-from deployments.routes.common import Served, answered, errors, needs
+from deployments.routes.common import Served, allowed, answered, errors, needs
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[allowed("inference")], responses=errors(401, 403))
 
 
 @router.post("/candidates", tags=["candidates"], dependencies=[needs("candidates")],

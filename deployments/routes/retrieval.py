@@ -10,17 +10,16 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from deployments.health import DeploymentDown
-from deployments.http_errors import error_response
+from deployments.http_errors import error_body, error_response
 from deployments.pipelines.answer import Answered, answer, answer_events, sources, unanswered
 from deployments.pipelines.calls import call
 from deployments.pipelines.services import Services
 from deployments.protocol.keywords import KeywordsRequest
-from deployments.protocol.openai import ErrorBody, ErrorResponse
 from deployments.protocol.retrieval import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.protocol.service_error import ServiceError
-from deployments.routes.common import Served, answered, errors, needs, service_error_response
+from deployments.routes.common import STREAMED, Served, allowed, answered, errors, needs, service_error_response
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[allowed("inference")], responses=errors(401, 403))
 
 
 @router.post("/retrieve", tags=["retrieval"], dependencies=[needs("retriever")],
@@ -36,7 +35,7 @@ async def retrieve(request: RetrieveRequest, services: Served):
 
 
 @router.post("/qa", tags=["qa"], dependencies=[needs("retriever", "llm")],
-             response_model=QAResponse, responses=errors(400, 422, 503),
+             response_model=QAResponse, responses=errors(400, 422, 503) | STREAMED,
              summary="Answer a question from retrieved passages with the `qa` adapter; `stream: true` for events "
                      "(passages first, then the answer's text, then the model used).")
 async def qa(request: QARequest, services: Served):
@@ -70,7 +69,7 @@ async def qa_events(request: QARequest, services: Services):
                          "fallback": found.fallback})
             async for piece in events:
                 if isinstance(piece, ServiceError):
-                    error = ErrorResponse(error=ErrorBody(message=piece.message, type=piece.type))
+                    error = error_body(piece.message, piece.type, piece.param)
                     yield f"data: {error.model_dump_json()}\n\n"
                 elif isinstance(piece, Answered):
                     yield event({"model": piece.model, "adapter_version": piece.adapter_version,

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Query
 from db import registry
 from deployments.http_errors import error_response
 from deployments.protocol.training import TrainAccepted, TrainRequest
-from deployments.routes.common import Served, answered, errors, needs
+from deployments.routes.common import Served, allowed, answered, errors, needs
 
-router = APIRouter(prefix="/v1/train", tags=["training"])
+router = APIRouter(prefix="/v1/train", tags=["training"], dependencies=[allowed("admin")], responses=errors(401, 403))
 
 
 @router.post("", dependencies=[needs("trainer")], status_code=202, response_model=TrainAccepted,

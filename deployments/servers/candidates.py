@@ -17,6 +17,7 @@ from deployments.protocol.service_error import ServiceError
 from deployments.servers.batching import batched, per_model
 from deployments.servers.history_cache import HistoryCache
 from deployments.servers.model_watch import ActiveModel, ServesActiveModel
+from deployments.telemetry import replica_logs
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Ranked, Recommender
 from tandem.settings import Settings
@@ -31,6 +32,7 @@ def load_recommender(version, device: str) -> Recommender:
 @serve.deployment(name="Candidates", max_ongoing_requests=128)
 class CandidateServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
+        replica_logs()
         self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
         device = settings.model_device("candidates")
         self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, device), settings.model_poll_s)

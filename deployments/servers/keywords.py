@@ -14,6 +14,7 @@ from deployments.protocol.keywords import KeywordResult, KeywordsRequest, Keywor
 from deployments.protocol.service_error import ServiceError
 from deployments.servers.batching import batched, per_model
 from deployments.servers.model_watch import ActiveModel, ServesActiveModel
+from deployments.telemetry import replica_logs
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
 from tandem.settings import Settings
@@ -24,6 +25,7 @@ PIPELINE = "kobart"
 @serve.deployment(name="Keywords", max_ongoing_requests=128)
 class KeywordServer(ServesActiveModel):
     async def __init__(self, settings: Settings):
+        replica_logs()
         from transformers import AutoTokenizer
 
         generation, device = settings.keywords_generation, settings.model_device("keywords")

@@ -24,7 +24,7 @@ from deployments.servers.engine_turns import EngineTurns
 from deployments.servers.llm_engine import LLMEngine
 from deployments.servers.merged_engines import MergedEngines
 from deployments.servers.model_watch import ActiveAdapters
-from deployments.telemetry import LATENCY_BOUNDARIES
+from deployments.telemetry import LATENCY_BOUNDARIES, replica_logs
 from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings
 
@@ -34,6 +34,7 @@ log = logging.getLogger("tandem.llm")
 @serve.deployment(name="LLMServer", max_ongoing_requests=64, health_check_period_s=10, health_check_timeout_s=60)
 class LLMServer:
     async def __init__(self, settings: Settings):
+        replica_logs()
         started = time.monotonic()
         # The engines of a replica (this one and merged copies of adapters) take turns on the cores.
         self.turns = EngineTurns()

@@ -31,7 +31,7 @@ from deployments.protocol.retrieval import Mode, RetrievedPassage, RetrieveReque
 from deployments.protocol.service_error import ServiceError
 from deployments.servers.batching import batched, per_model
 from deployments.servers.model_watch import VersionWatch
-from deployments.telemetry import served_versions
+from deployments.telemetry import replica_logs, served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig
 from models.dpr.retriever import DenseSide, Hit, Passage, Query, Retriever, build_dense, load_dense
@@ -194,6 +194,7 @@ def search_mode(retriever: Retriever | None, mode: Mode, collection: str,
 @serve.deployment(name="Retriever", max_ongoing_requests=128)
 class RetrieverServer:
     async def __init__(self, settings: Settings):
+        replica_logs()
         db = Database(settings.database_url, min_size=1, max_size=3)
         self.collection = PassageCollection(db, settings)
         self.catalogue = BookCollection(db, settings)

@@ -21,6 +21,7 @@ from db import registry
 from db.pool import Database
 from deployments.protocol.service_error import ServiceError
 from deployments.protocol.training import RunRef, TrainAccepted, TrainRequest
+from deployments.telemetry import replica_logs
 from tandem.pipelines import TRAINABLE
 from tandem.settings import Settings
 from training import bootstrap
@@ -48,6 +49,7 @@ _bootstrap_task = ray.remote(max_retries=0)(_on_task_cores(bootstrap.run_bootstr
 @serve.deployment(name="Trainer", num_replicas=1, max_ongoing_requests=32, ray_actor_options={"num_cpus": 0})
 class Trainer:
     async def __init__(self, settings: Settings):
+        replica_logs()
         self.settings = settings
         self.db = Database(settings.database_url, min_size=0, max_size=2)
         self.tasks: dict[str, ray.ObjectRef] = {}

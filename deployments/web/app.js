@@ -217,6 +217,8 @@ document.addEventListener("DOMContentLoaded", () => {
     event.preventDefault();
     localStorage.setItem("tandem-api-key", $("#api-key").value);
     $("#key-form").hidden = true;
+    loadUsers();
+    loadQuestions();
   });
   $("#rec-form").addEventListener("submit", recommend);
   $("#qa-form").addEventListener("submit", ask);

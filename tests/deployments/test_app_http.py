@@ -126,9 +126,24 @@ def test_the_pages_routes_and_training_options_refuse_bad_input(http: httpx.Clie
     assert http.get("/v1/train?limit=200").json() == runs_before  # nothing queued
 
 
-def test_malformed_json_is_a_422(http: httpx.Client) -> None:
-    r = http.post("/v1/completions", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 422 and "JSON" in r.json()["error"]["message"]
+@pytest.mark.parametrize(("method", "path", "content", "content_type", "status", "says"), [
+    ("POST", "/v1/completions", b"{not json", "application/json", 400, "the body is not valid JSON"),
+    ("POST", "/v1/keywords", b'{"text": "\xff\xfe"}', "application/json", 400, "could not be read as JSON"),
+    ("POST", "/v1/keywords", b"text=hello", "application/x-www-form-urlencoded", 415, "must be JSON"),
+    ("POST", "/v1/users", b"{}", "text/plain", 415, "not text/plain"),
+    ("GET", "/v1/nothing-here", None, None, 404, "no route /v1/nothing-here"),
+    ("DELETE", "/v1/train", None, None, 405, "DELETE is not allowed on /v1/train"),
+])
+def test_errors_outside_the_routes_have_the_documented_shape(http: httpx.Client, method: str, path: str,
+                                                             content: bytes | None, content_type: str | None,
+                                                             status: int, says: str) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    r = http.request(method, path, content=content, headers=headers)
+    assert r.status_code == status, r.text
+    assert set(r.json()) == {"error"} and says in r.json()["error"]["message"], r.text
+    documented = http.get("/openapi.json").json()["paths"].get(path, {}).get(method.lower())
+    if documented is not None:
+        assert str(status) in documented["responses"], (path, status)
 
 
 def test_prometheus_endpoint_exports_serve_llm_and_vllm_metrics(http: httpx.Client, metrics_url: str) -> None:

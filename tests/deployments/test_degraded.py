@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import AUTH, deploy_ingress
 
 
 @pytest.fixture(scope="module")
@@ -30,5 +30,5 @@ def test_readyz_is_503_naming_the_database(degraded: str) -> None:
 
 def test_liveness_and_completions_still_work(degraded: str) -> None:
     assert httpx.get(f"{degraded}/healthz", timeout=30).status_code == 200
-    r = httpx.post(f"{degraded}/v1/completions", json={"prompt": "Hello", "max_tokens": 2}, timeout=120)
+    r = httpx.post(f"{degraded}/v1/completions", json={"prompt": "Hello", "max_tokens": 2}, timeout=120, headers=AUTH)
     assert r.status_code == 200 and r.json()["choices"][0]["text"]

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import AUTH, deploy_ingress
 
 
 def uid(prefix: str) -> str:
@@ -226,11 +226,11 @@ def test_the_body_limit_follows_its_setting(serve_app: str, settings: Settings) 
     try:
         big = f"big-{uuid.uuid4().hex[:8]}"
         r = httpx.post(f"{url}/v1/users", json={"users": [{"external_id": big, "attributes": {"blob": "x" * 8192}}]},
-                       timeout=60)
+                       timeout=60, headers=AUTH)
         assert r.status_code == 413 and "4096 bytes" in r.json()["error"]["message"], r.text
         small = {"users": [{"external_id": f"small-{uuid.uuid4().hex[:8]}", "attributes": {"blob": "x" * 1024}}]}
-        assert httpx.post(f"{url}/v1/users", json=small, timeout=60).status_code == 200
-        assert httpx.get(f"{url}/v1/users/{big}", timeout=60).status_code == 404
+        assert httpx.post(f"{url}/v1/users", json=small, timeout=60, headers=AUTH).status_code == 200
+        assert httpx.get(f"{url}/v1/users/{big}", timeout=60, headers=AUTH).status_code == 404
     finally:
         serve.delete("small-bodies")
 
@@ -293,7 +293,7 @@ def test_surveys_are_stored_per_user(http: httpx.Client, people) -> None:
 def test_fifty_concurrent_clients_write_exactly_ten_thousand_rows(serve_app: str, pg_url: str) -> None:
     clients, per_client, batch = 50, 200, 50
     users, items = [uid("cu") for _ in range(clients)], [uid("ci") for _ in range(20)]
-    with httpx.Client(base_url=serve_app, timeout=60) as c:
+    with httpx.Client(base_url=serve_app, timeout=60, headers=AUTH) as c:
         c.post("/v1/users", json={"users": [{"external_id": u} for u in users]}).raise_for_status()
         c.post("/v1/items", json={"items": [{"external_id": i, "title": i} for i in items]}).raise_for_status()
 
@@ -311,7 +311,7 @@ def test_fifty_concurrent_clients_write_exactly_ten_thousand_rows(serve_app: str
 
     async def run() -> list[int]:
         async with httpx.AsyncClient(
-            base_url=serve_app, timeout=120, limits=httpx.Limits(max_connections=clients)
+            base_url=serve_app, timeout=120, limits=httpx.Limits(max_connections=clients), headers=AUTH
         ) as http:
             return await asyncio.gather(*(client(u, http) for u in users))
 

@@ -23,7 +23,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from db.importers import import_books, import_korquad
 from db.migrate import migrate
 from tandem.settings import Settings
-from tests.conftest import wait_for_run
+from tests.conftest import ADMIN_KEY, wait_for_run
 
 SHOTS = os.environ.get("TANDEM_PAGE_SCREENSHOTS")
 LLM_WAIT_MS = 240_000
@@ -45,6 +45,11 @@ def page(browser: Browser, serve_app: str) -> Iterator[Page]:
     context = browser.new_context(base_url=serve_app, viewport={"width": 1280, "height": 900}, locale="ko-KR")
     opened = context.new_page()
     opened.goto("/")
+    # The service wants a key: the page asks for one (its first calls were refused) and sends it from then on.
+    expect(opened.locator("#key-form")).to_be_visible()
+    opened.locator("#api-key").fill(ADMIN_KEY)
+    opened.get_by_role("button", name="Use", exact=True).click()
+    expect(opened.locator("#key-form")).to_be_hidden()
     yield opened
     context.close()
 

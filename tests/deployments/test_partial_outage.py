@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress
+from tests.conftest import AUTH, deploy_ingress
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_readiness_names_the_failed_deployment_per_pipeline(partial: str) -> Non
 ])
 def test_routes_that_need_the_llm_answer_503_at_once(partial: str, path: str, body: dict) -> None:
     started = time.monotonic()
-    r = httpx.post(f"{partial}{path}", json=body, timeout=30)
+    r = httpx.post(f"{partial}{path}", json=body, timeout=30, headers=AUTH)
     assert r.status_code == 503, r.text
     assert time.monotonic() - started < 10  # not a handle call waiting for a replica that never comes
     error = r.json()["error"]
@@ -70,13 +70,13 @@ def test_routes_that_need_the_llm_answer_503_at_once(partial: str, path: str, bo
 
 
 def test_the_other_pipelines_keep_serving(partial: str, trained: dict) -> None:
-    keywords = httpx.post(f"{partial}/v1/keywords", json={"text": "이사화물 통관 예약"}, timeout=60)
+    keywords = httpx.post(f"{partial}/v1/keywords", json={"text": "이사화물 통관 예약"}, timeout=60, headers=AUTH)
     assert keywords.status_code == 200 and len(keywords.json()["results"]) == 1
-    candidates = httpx.post(f"{partial}/v1/candidates", json={"user_id": "1", "k": 5}, timeout=60)
+    candidates = httpx.post(f"{partial}/v1/candidates", json={"user_id": "1", "k": 5}, timeout=60, headers=AUTH)
     assert candidates.status_code == 200 and len(candidates.json()["candidates"]) == 5
 
     started = time.monotonic()
-    rec = httpx.post(f"{partial}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60)
+    rec = httpx.post(f"{partial}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60, headers=AUTH)
     assert rec.status_code == 200, rec.text
     body = rec.json()
     assert (body["ordered_by"], body["fallback"]) == ("lrurec", True)

@@ -17,7 +17,7 @@ import torch
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
-from tests.conftest import deploy_ingress, wait_for_run
+from tests.conftest import AUTH, deploy_ingress, wait_for_run
 
 TINY_RANKER = {"pipeline": "ranker", "ranker": {"examples": 8, "eval_users": 8}}
 
@@ -136,7 +136,7 @@ def impatient(serve_app: str, settings: Settings) -> Iterator[str]:
 
 
 def test_llm_over_budget_falls_back_to_lrurec_order(http: httpx.Client, impatient: str, trained: dict) -> None:
-    r = httpx.post(f"{impatient}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60)
+    r = httpx.post(f"{impatient}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60, headers=AUTH)
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["ordered_by"], body["fallback"]) == ("lrurec", True) and "budget" in body["fallback_reason"]
@@ -205,7 +205,7 @@ def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str
 
 
 def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
-    with httpx.Client(base_url=empty_app, timeout=60) as client:
+    with httpx.Client(base_url=empty_app, timeout=60, headers=AUTH) as client:
         r = client.post("/v1/train", json={"pipeline": "all"})
         assert r.status_code == 202, r.text
         lrurec, ranker = r.json()["runs"]
@@ -242,7 +242,7 @@ def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
     stop = threading.Event()
 
     def traffic() -> None:
-        with httpx.Client(base_url=str(http.base_url), timeout=120) as c:
+        with httpx.Client(base_url=str(http.base_url), timeout=120, headers=AUTH) as c:
             while not stop.is_set():
                 r = c.post("/v1/recommendations", json={"user_id": "2", "k": 3})
                 outcomes.append((r.status_code, r.json().get("ordered_by")))
