@@ -26,7 +26,9 @@ class Admission:
             return self.default_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(ALWAYS_ANSWERED):
+        # The path under the application's route prefix, which Serve keeps in root_path.
+        path = scope.get("path", "")[len(scope.get("root_path", "")):]
+        if scope["type"] != "http" or path.startswith(ALWAYS_ANSWERED):
             return await self.app(scope, receive, send)
         if self.ongoing >= self._limit():
             response = error_response(503, f"overloaded: {self.ongoing} requests in progress here; try again "

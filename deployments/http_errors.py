@@ -11,13 +11,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from ray import serve
-from ray.serve.exceptions import BackPressureError, RayServeException
+from ray.serve.exceptions import RayServeException
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from db.errors import UNAVAILABLE, IdempotencyConflict, MissingReferences, NotFound
 from deployments.auth import AuthError
 from deployments.health import DeploymentDown
+from deployments.pipelines.calls import Overloaded
 from deployments.protocol.service_error import ErrorBody, ErrorResponse
 
 log = logging.getLogger("tandem.http")
@@ -120,11 +121,10 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "2"},
         )
 
-    @app.exception_handler(BackPressureError)
-    async def overloaded(_: Request, exc: BackPressureError) -> JSONResponse:
+    @app.exception_handler(Overloaded)
+    async def overloaded(_: Request, exc: Overloaded) -> JSONResponse:
         # A model deployment's queue is full: refused at once rather than waiting without end.
-        return error_response(503, f"overloaded, try again shortly: {exc.message}", "service_unavailable",
-                              headers={"Retry-After": f"{exc.retry_after_s or 1:g}"})
+        return error_response(503, str(exc), "service_unavailable", headers={"Retry-After": "1"})
 
     @app.exception_handler(DeploymentDown)
     async def deployment_down(_: Request, exc: DeploymentDown) -> JSONResponse:

@@ -119,6 +119,7 @@ def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
     from ops.loadtest import load, parse_steps, plot, summary, workloads
+    from ops.stack import api_headers
 
     known = workloads(settings.data_dir)
     if args.endpoint not in known:
@@ -126,7 +127,7 @@ def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
     closed = args.concurrency is not None
     steps = parse_steps(args.concurrency if closed else args.rate, args.duration)
     run = asyncio.run(load(args.url, known[args.endpoint], steps, closed, args.max_requests, args.timeout,
-                           args.seed, args.metrics_url))
+                           args.seed, args.metrics_url, api_headers()))
     report = {"endpoint": args.endpoint, "loop": "closed" if closed else "open", **summary(run, steps)}
     if args.plot:
         level = "clients" if closed else "arrivals/s"

@@ -27,7 +27,6 @@ from pydantic import BaseModel
 from db.files.korquad_json import questions as korquad_questions
 from db.files.ratings_csv import read_ratings
 from models.books.questions import QUESTIONS
-from ops.stack import api_headers
 
 log = logging.getLogger("tandem.load")
 
@@ -173,12 +172,14 @@ async def watch_replicas(metrics_url: str, started: float, run: Run) -> None:
 
 
 async def load(base_url: str, workload: Workload, steps: list[Step], closed: bool, max_requests: int,
-               timeout_s: float, seed: int, metrics_url: str | None = None) -> Run:
+               timeout_s: float, seed: int, metrics_url: str | None = None,
+               headers: dict[str, str] | None = None) -> Run:
+    """`headers` go with every request (the API key)."""
     if urlsplit(base_url).hostname not in LOOPBACK:
         raise ValueError(f"load is only sent to this machine (127.0.0.1, localhost, ::1), not {base_url}")
     run, rng = Run(), random.Random(seed)
     limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, headers=api_headers()) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, headers=headers) as client:
         started = time.monotonic()
         watcher = asyncio.create_task(watch_replicas(metrics_url, started, run)) if metrics_url else None
         generator = closed_loop if closed else open_loop

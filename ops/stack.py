@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -154,11 +155,25 @@ def run(settings: Settings) -> None:
             _on_stop_signals(signal.SIG_IGN)
 
 
+SERVE_SHUTDOWN_TIMEOUT_S = 60.0
+
+
 def stop_ray() -> None:
+    """Serve, then Ray. Serve's shutdown can fail or hang (its controller's graceful shutdown is retried without
+    end when the controller is already gone): it gets a bounded time, and Ray is shut down whatever happened."""
     import ray
     from ray import serve
 
-    try:
-        serve.shutdown()
-    finally:
-        ray.shutdown()
+    def shut_serve() -> None:
+        try:
+            serve.shutdown()
+        except Exception as exc:
+            log.warning("Serve did not shut down cleanly; stopping Ray anyway", extra={"error": str(exc)})
+
+    stopper = threading.Thread(target=shut_serve, daemon=True)
+    stopper.start()
+    stopper.join(SERVE_SHUTDOWN_TIMEOUT_S)
+    if stopper.is_alive():
+        log.warning("Serve's shutdown did not end in time; stopping Ray anyway",
+                    extra={"timeout_s": SERVE_SHUTDOWN_TIMEOUT_S})
+    ray.shutdown()

@@ -155,8 +155,8 @@ class Settings(BaseSettings):
         "small models (0.25 each) leave 0.25.",
     )
     train_num_gpus: float = Field(default=0.0, ge=0, description="GPUs a training task asks Ray for (cuda).")
-    train_threads: int = Field(default=0, ge=0, description="Torch threads of a training task; 0: every core the "
-                               "task may run on (Ray gives a task of fewer than 1 CPU a single thread).")
+    train_threads: int = Field(default=1, ge=0, description="Torch threads of a training beside serving (0: every "
+                               "core); the first-run bootstrap, with nothing to serve yet, uses every core.")
 
     # --- encoders ------------------------------------------------------------
     bert_model: str = Field(default="", description="HF id or folder; empty: the local small BERT (prod: "

@@ -105,18 +105,19 @@ def http(serve_app: str) -> Iterator[httpx.Client]:
         yield client
 
 
-def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None, llm=None) -> str:
+def deploy_ingress(serve_app: str, name: str, settings: Settings, trainer=None, llm=None, keywords=None) -> str:
     """A second ingress (its own settings, e.g. another database) sharing the running app's model deployments;
-    `trainer` and `llm` replace the app's. Returns its URL; remove it with `serve.delete(name)`."""
+    `trainer`, `llm` and `keywords` replace the app's. Returns its URL; remove it with `serve.delete(name)`."""
     from ray import serve
 
     from deployments.ingress import Ingress
 
-    shared_llm, candidates, shared_trainer, retriever, keywords = (
+    shared_llm, candidates, shared_trainer, retriever, shared_keywords = (
         serve.get_deployment_handle(d, app_name="tandem")
         for d in ("LLMServer", "Candidates", "Trainer", "Retriever", "Keywords"))
     ingress = Ingress.options(name=f"{name}-ingress").bind(settings, llm or shared_llm, candidates,
-                                                           trainer or shared_trainer, retriever, keywords)
+                                                           trainer or shared_trainer, retriever,
+                                                           keywords or shared_keywords)
     serve.run(ingress, name=name, route_prefix=f"/{name}")
     return f"{serve_app}/{name}"
 

@@ -1,6 +1,7 @@
 """`tandem run` end to end, as a new user runs it: embedded PostgreSQL, Ray and Serve come up on an empty database,
 the first-run bootstrap loads the shared data and trains a quick model of every pipeline while they answer, every
-pipeline then answers from its own models, and all stops on Ctrl-C."""
+pipeline then answers from its own models, and all stops on Ctrl-C; a run killed outright leaves its PostgreSQL
+running, which the next run adopts (the data kept) and stops on SIGTERM with everything else."""
 
 from __future__ import annotations
 
@@ -36,6 +37,30 @@ def _postgres_on(pgdata: Path) -> list[psutil.Process]:
         if proc.info["name"] == "postgres" and str(pgdata) in " ".join(proc.info["cmdline"] or []):
             found.append(proc)
     return found
+
+
+# A process that holds the embedded server and dies without letting go of it, as a killed run does.
+ORPHAN = """
+import os, signal, sys
+from pathlib import Path
+from db.server import embedded_server
+with embedded_server(Path(sys.argv[1])):
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _start(env: dict[str, str], project_root: Path) -> tuple[subprocess.Popen, list[str]]:
+    """`tandem run`, its console read into a list; returns once it says it is up."""
+    proc = subprocess.Popen([sys.executable, "-m", "ops.cli", "run"], cwd=project_root, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    try:
+        _wait_for_line(lines, proc, "Press Ctrl-C", START_TIMEOUT_S)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc, lines
 
 
 def _wait_for_line(lines: list[str], proc: subprocess.Popen, text: str, timeout_s: float) -> None:
@@ -82,18 +107,8 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
             "TANDEM_BOOTSTRAP_OPTIONS": json.dumps(TINY),
         }
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ops.cli", "run"],
-        cwd=project_root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True).start()
+    proc, lines = _start(env, project_root)
     try:
-        _wait_for_line(lines, proc, "Press Ctrl-C", START_TIMEOUT_S)
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}" in output and f"127.0.0.1:{metrics_port}/metrics" in output
         # No key configured: the run makes one and shows it; nothing but health and the page answers without it.
@@ -130,6 +145,26 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
         assert not _postgres_on(pgdata), "embedded PostgreSQL still running"
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"{base}/healthz", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    # A run killed outright leaves its PostgreSQL running; the next run adopts it, keeps the data and, stopped by
+    # SIGTERM this time, stops it like its own.
+    orphaned = subprocess.run([sys.executable, "-c", ORPHAN, str(pgdata)], cwd=project_root, env=env, timeout=120)
+    assert orphaned.returncode == -signal.SIGKILL and _postgres_on(pgdata)
+    proc, lines = _start(env, project_root)
+    try:
+        key = re.search(r"admin key\s+(tdm_\S+)", "".join(lines)).group(1)
+        users = httpx.get(f"{base}/v1/users", params={"limit": 5}, headers={"Authorization": f"Bearer {key}"},
+                          timeout=30)
+        assert users.status_code == 200 and len(users.json()) == 5, users.text  # the first run's MovieLens users
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=180) == 0, "".join(lines)
+        _, alive = psutil.wait_procs(children, timeout=60)
+        assert not alive, f"orphans left behind: {[p.cmdline()[:3] for p in alive]}"
+        assert not _postgres_on(pgdata), "the adopted PostgreSQL is still running"
     finally:
         if proc.poll() is None:
             proc.kill()

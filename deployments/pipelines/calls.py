@@ -6,8 +6,13 @@ import logging
 from typing import Any
 
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import BackPressureError
 
 log = logging.getLogger("tandem.calls")
+
+
+class Overloaded(Exception):
+    """A model deployment's queue is full (HTTP 503 with Retry-After)."""
 
 
 async def call(method, *args: Any) -> Any:
@@ -16,6 +21,8 @@ async def call(method, *args: Any) -> Any:
     requests in flight some latency, not an error."""
     try:
         return await method.remote(*args)
+    except BackPressureError as exc:  # Serve's own, raised past the app's handlers otherwise: ours, named
+        raise Overloaded(f"overloaded, try again shortly: {exc}") from None
     except RayActorError as exc:
         log.warning("replica died during a call; sending it again", extra={"error": str(exc)[:200]})
         return await method.remote(*args)

@@ -12,8 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ray.serve.exceptions import BackPressureError
-
+from deployments.pipelines.calls import Overloaded
 from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
 
@@ -32,7 +31,7 @@ async def llm_stage(pipeline: str, stage: str, work: Callable[[], Awaitable[Any]
             result = await metrics.timed(pipeline, stage, asyncio.wait_for(work(), timeout=budget_s))
         except asyncio.TimeoutError:
             reason = f"llm stage exceeded its {budget_s:g} s budget"
-        except BackPressureError:
+        except Overloaded:
             reason = "llm stage overloaded: its queue is full"
         except Exception as exc:  # the LLM deployment failed mid-request
             log.warning("llm stage failed", extra={"pipeline": pipeline, "stage": stage, "error": str(exc)})

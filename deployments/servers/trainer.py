@@ -30,20 +30,23 @@ from training.pipelines import TrainOptions, plan, train_pipelines
 log = logging.getLogger("tandem.trainer")
 
 
-def _on_task_cores(run: Callable) -> Callable:
-    """Ray sets OMP_NUM_THREADS=1 in a task that asks for under one CPU; training would leave a core idle."""
+def _with_threads(run: Callable, every_core: bool) -> Callable:
+    """Ray sets OMP_NUM_THREADS=1 in a task that asks for under one CPU. A training beside serving keeps to
+    `train_threads` (its OpenMP team would otherwise fight the LLM engine's for the same cores); the bootstrap, with
+    no model to serve yet, takes every core the task may run on."""
 
     def task(settings: Settings, *args, **kwargs):
         import torch
 
-        torch.set_num_threads(settings.train_threads or len(os.sched_getaffinity(0)))
+        threads = 0 if every_core else settings.train_threads
+        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
         return run(settings, *args, **kwargs)
 
     return task
 
 
-_train_task = ray.remote(max_retries=0)(_on_task_cores(train_pipelines))
-_bootstrap_task = ray.remote(max_retries=0)(_on_task_cores(bootstrap.run_bootstrap))
+_train_task = ray.remote(max_retries=0)(_with_threads(train_pipelines, every_core=False))
+_bootstrap_task = ray.remote(max_retries=0)(_with_threads(bootstrap.run_bootstrap, every_core=True))
 
 
 @serve.deployment(name="Trainer", num_replicas=1, max_ongoing_requests=32, ray_actor_options={"num_cpus": 0})

@@ -21,14 +21,17 @@ function headers() {
   return h;
 }
 
-async function failure(response) {
+// The form asks for a key when one the service refused is still the one in use: an answer to a request sent before
+// a key was entered must not ask again for the key just given.
+async function failure(response, sentWith = null) {
   let message = `${response.status} ${response.statusText}`;
   try {
     const body = await response.json();
     const detail = body.error?.message ?? body.detail;
     if (detail) message = typeof detail === "string" ? detail : JSON.stringify(detail);
   } catch { /* not JSON: the status says it */ }
-  if (response.status === 401 || response.status === 403) {
+  const current = localStorage.getItem("tandem-api-key");
+  if ((response.status === 401 || response.status === 403) && sentWith === current) {
     $("#key-form").hidden = false;
     message += " — enter an API key above";
   }
@@ -36,9 +39,10 @@ async function failure(response) {
 }
 
 async function api(path, body) {
+  const key = localStorage.getItem("tandem-api-key");
   const response = await fetch(path, body === undefined ? { headers: headers() }
     : { method: "POST", headers: headers(), body: JSON.stringify(body) });
-  if (!response.ok) throw await failure(response);
+  if (!response.ok) throw await failure(response, key);
   return response.json();
 }
 
@@ -144,10 +148,11 @@ async function ask(event) {
     $("#qa-meta").textContent = "";
     $("#qa-passages").replaceChildren();
     $("#qa-result").hidden = false;
+    const key = localStorage.getItem("tandem-api-key");
     const response = await fetch("/v1/qa", { method: "POST", headers: headers(), body: JSON.stringify({
       question: $("#qa-question").value, top_k: Number($("#qa-top-k").value), stream: true,
       mode: $("input[name=qa-mode]:checked").value }) });
-    if (!response.ok) throw await failure(response);
+    if (!response.ok) throw await failure(response, key);
     for await (const e of events(response)) {
       if (e.error) throw new Error(e.error.message);
       if (e.answered === false) {

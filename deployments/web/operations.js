@@ -71,8 +71,9 @@ async function refreshTraffic() {
 }
 
 async function readiness() {
+  const key = localStorage.getItem("tandem-api-key");
   const response = await fetch("/readyz", { headers: headers() });
-  if (response.status !== 200 && response.status !== 503) throw await failure(response);
+  if (response.status !== 200 && response.status !== 503) throw await failure(response, key);
   return response.json();
 }
 

@@ -9,6 +9,7 @@ import pytest
 
 from ops.loadtest import Step, load, parse_steps, plot, summary, workloads
 from tandem.settings import Settings
+from tests.conftest import AUTH
 
 
 def test_steps_parse_and_bad_ones_are_refused() -> None:
@@ -28,9 +29,10 @@ def test_closed_loop_steps_report_and_plot(serve_app: str, settings: Settings, m
                                            tmp_path: Path) -> None:
     steps = [Step(level=1, seconds=3), Step(level=4, seconds=3)]
     run = asyncio.run(load(serve_app, workloads(settings.data_dir)["keywords"], steps, True, 10_000, 60, 0,
-                           metrics_url))
+                           metrics_url, AUTH))
     report = summary(run, steps)
     assert report["requests"] > 0 and report["error_rate"] == 0.0, report
+    assert {o.status for o in run.outcomes} == {200}
     first, second = report["steps"]
     assert first["requests"] > 0 and second["requests"] > first["requests"]  # four clients send more than one
     assert report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
@@ -41,7 +43,8 @@ def test_closed_loop_steps_report_and_plot(serve_app: str, settings: Settings, m
 
 def test_open_loop_sends_at_the_asked_rate(serve_app: str, settings: Settings) -> None:
     steps = [Step(level=20, seconds=3)]
-    run = asyncio.run(load(serve_app, workloads(settings.data_dir)["candidates"], steps, False, 10_000, 60, 0))
+    run = asyncio.run(load(serve_app, workloads(settings.data_dir)["candidates"], steps, False, 10_000, 60, 0,
+                           headers=AUTH))
     # Poisson arrivals at 20/s for 3 s: 60 expected, and far outside 30..90 only by a broken generator.
     assert 30 <= len(run.outcomes) <= 90, len(run.outcomes)
     assert max(o.sent_s for o in run.outcomes) < 3.0

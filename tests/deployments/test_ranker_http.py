@@ -101,7 +101,9 @@ def assert_peft_ranking(body: dict, found: dict, settings: Settings, pg_url: str
     (expected,) = label_logprobs(model, [prompt], verbalizer.label_ids, tokenizer.eos_token_id)
     served = {i["lrurec_rank"]: i["score"] for i in body["items"]}
     assert max(abs(served[i] - expected[i]) for i in served) < 0.3  # vLLM computes in bf16
-    assert served.keys() == set(verbalizer.order(expected)[:5]) or max(expected) - sorted(expected)[-6] < 0.3
+    # The top 5 by the reference's scores, but for items that bf16 cannot tell from the 5th.
+    fifth = sorted(expected, reverse=True)[4]
+    assert all(expected[i] >= fifth - 0.3 for i in served), (served, expected)
 
 
 def test_on_cpu_the_ranker_is_served_merged_with_the_same_ranking(
@@ -192,6 +194,14 @@ def test_new_users_and_items_are_served_after_one_retrain_call(http: httpx.Clien
     assert rec.status_code == 200 and rec.json()["candidates_fallback"] is False
 
 
+async def _versions(url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch("SELECT pipeline, version, status FROM model_versions")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str]:
     """An ingress and trainer over an empty database, sharing the running model deployments."""
@@ -204,7 +214,7 @@ def empty_app(serve_app: str, settings: Settings, fresh_db: str) -> Iterator[str
     serve.delete("empty")
 
 
-def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
+def test_a_failed_run_says_why_and_activates_nothing(empty_app: str, fresh_db: str) -> None:
     with httpx.Client(base_url=empty_app, timeout=60, headers=AUTH) as client:
         r = client.post("/v1/train", json={"pipeline": "all"})
         assert r.status_code == 202, r.text
@@ -214,6 +224,8 @@ def test_a_failed_run_says_why_and_activates_nothing(empty_app: str) -> None:
         assert failed["status"] == "failed" and "no user has 5 interactions" in failed["error"]
         skipped = wait_for_run(client, ranker["id"], timeout_s=30)
         assert skipped["status"] == "failed" and skipped["error"].startswith("not run: lrurec")
+        assert asyncio.run(_versions(fresh_db)) == [], "a failed run registered a model version"
+        assert client.get("/readyz").json()["models"]["lrurec"] is None
         assert client.get("/v1/train/999999").status_code == 404
         assert client.post("/v1/train", json={"pipeline": "bert"}).status_code == 422
         bad = client.post("/v1/train", json={"pipeline": "lrurec", "lrurec": {"exclude_seen": "maybe"}})
