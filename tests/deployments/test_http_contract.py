@@ -1,6 +1,7 @@
 """The HTTP contract under a property-based fuzzer written by no one here (schemathesis): every operation of
 /openapi.json, called with generated valid and invalid requests and then in chains along the links schemathesis
-infers from the responses and path parameters, answers with a status its OpenAPI entry lists, in the
+infers (a listed user, item, book or document then read; a created key then revoked; a queued run then polled),
+answers with a status its OpenAPI entry lists, in the
 documented schema, and never with an error of the server's own (5xx other than a documented 503 or 504).
 
 The fuzzer gets an ingress of its own: a database of its own (it writes what it likes), short LLM deadlines (it
