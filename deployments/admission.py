@@ -4,11 +4,9 @@ so that probes still see a busy replica as alive."""
 
 from __future__ import annotations
 
-from ray import serve
-from ray.serve.exceptions import RayServeException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from deployments.http_errors import error_response
+from deployments.http_errors import error_response, from_ingress
 
 ALWAYS_ANSWERED = ("/healthz", "/readyz")
 
@@ -18,19 +16,12 @@ class Admission:
         self.app, self.default_limit = app, default_limit
         self.ongoing = 0
 
-    def _limit(self) -> int:
-        # Serve runs a frozen copy of the FastAPI app: the limit comes from the replica's ingress object.
-        try:
-            return serve.get_replica_context().servable_object.max_ongoing
-        except (RayServeException, AttributeError):
-            return self.default_limit
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The path under the application's route prefix, which Serve keeps in root_path.
         path = scope.get("path", "")[len(scope.get("root_path", "")):]
         if scope["type"] != "http" or path.startswith(ALWAYS_ANSWERED):
             return await self.app(scope, receive, send)
-        if self.ongoing >= self._limit():
+        if self.ongoing >= from_ingress("max_ongoing", self.default_limit):
             response = error_response(503, f"overloaded: {self.ongoing} requests in progress here; try again "
                                       "shortly", "service_unavailable", headers={"Retry-After": "1"})
             return await response(scope, receive, send)

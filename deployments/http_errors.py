@@ -134,26 +134,26 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(kind, unavailable)
 
 
-class BodySizeLimit:
-    """Refuse request bodies over the limit with 413, before they are read into memory.
+def from_ingress(attribute: str, default):
+    """A value the serving ingress holds (set from its Settings). Serve runs a frozen copy of the FastAPI app, so the
+    ingress's constructor cannot hand values to middleware on `app.state`; outside a replica, `default`."""
+    try:
+        return getattr(serve.get_replica_context().servable_object, attribute)
+    except (RayServeException, AttributeError):
+        return default
 
-    The limit is the serving ingress's `max_body_bytes` (from `TANDEM_MAX_BODY_MIB`). Serve runs a frozen copy of
-    the FastAPI app, so the ingress's constructor cannot hand it over on `app.state`.
-    """
+
+class BodySizeLimit:
+    """Refuse request bodies over the limit with 413, before they are read into memory. The limit is the serving
+    ingress's `max_body_bytes` (from `TANDEM_MAX_BODY_MIB`)."""
 
     def __init__(self, app: ASGIApp, default_max_bytes: int = 16 * 2**20):
         self.app, self.default_max_bytes = app, default_max_bytes
 
-    def _limit(self) -> int:
-        try:
-            return serve.get_replica_context().servable_object.max_body_bytes
-        except (RayServeException, AttributeError):  # not in a replica, or one that sets no limit
-            return self.default_max_bytes
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self._limit()
+        limit = from_ingress("max_body_bytes", self.default_max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and int(declared) > limit:
             return await self._refuse(limit, scope, receive, send)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from models.lora import LoRAShape
 from models.verbalizer.prompts import VerbalizerConfig
+from tandem.access_and_limits import AccessAndLimits
 
 # The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
 SMALL_MODEL_GPUS = ("GPU share per replica on cuda (e.g. 0.1, beside an LLM at 0.7, to share one card); "
@@ -25,7 +26,7 @@ _DEFAULT_VAR = Path("var")
 _DEFAULT_DATA = Path("../shared/data")
 
 
-class Settings(BaseSettings):
+class Settings(AccessAndLimits):
     model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- storage -------------------------------------------------------------
@@ -44,13 +45,6 @@ class Settings(BaseSettings):
         "of every pipeline at start-up (resumed after a restart); off: never.")
     bootstrap_options: dict = Field(default={}, description="POST /v1/train options over the quick preset, as JSON.")
 
-    # --- access --------------------------------------------------------------
-    auth: Literal["keys", "off"] = Field(default="keys", description="keys: every route but health, readiness, "
-                                         "metrics and the page needs `Authorization: Bearer <key>`; off: none does.")
-    admin_key: SecretStr | None = Field(default=None, description="An admin key accepted besides the database's; "
-                                        "`tandem run` makes one for the run when unset.")
-    auth_refresh_s: float = Field(default=5.0, gt=0, description="A revoked key stops working within this.")
-
     # --- serving -------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
@@ -64,14 +58,6 @@ class Settings(BaseSettings):
     ingress_target_ongoing_requests: float = Field(default=32.0, gt=0, description="Routing only: many at once.")
     llm_max_replicas: int | None = Field(default=None, ge=1)
     llm_target_ongoing_requests: float = Field(default=16.0, gt=0, description="vLLM batches continuously.")
-    # Bounded work: a replica takes `<name>_max_ongoing_requests` at once and its callers queue at most
-    # `<name>_max_queued_requests` more (-1: no bound); past both a request is refused at once (503 with Retry-After,
-    # or an LLM stage's fallback). The ingress refuses past its own limit (health and readiness excepted).
-    ingress_max_ongoing_requests: int = Field(default=256, ge=1)
-    llm_max_ongoing_requests: int = Field(default=64, ge=1)
-    llm_max_queued_requests: int = Field(default=64, ge=-1)
-    llm_request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of an OpenAI request's LLM work; "
-                                         "past it the engine request is aborted and the client gets 504.")
     autoscale_upscale_delay_s: float = Field(default=30.0, ge=0, description="Load held this long adds replicas.")
     autoscale_downscale_delay_s: float = Field(default=120.0, ge=0, description="Idle this long removes them.")
     log_level: str = Field(default="WARNING", description="Quiet by default; INFO or DEBUG when investigating.")
@@ -80,8 +66,6 @@ class Settings(BaseSettings):
     candidates_replicas: int = Field(default=1, ge=1)
     candidates_max_replicas: int | None = Field(default=None, ge=1)
     candidates_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
-    candidates_max_ongoing_requests: int = Field(default=128, ge=1)
-    candidates_max_queued_requests: int = Field(default=256, ge=-1)
     # Logical CPUs Ray reserves per replica. On 2 cores the LLM takes 1, and the small models and a training
     # task share the other; the reservation places replicas, it does not cap their threads.
     candidates_num_cpus: float = Field(default=0.25, ge=0)
@@ -189,8 +173,6 @@ class Settings(BaseSettings):
     retriever_replicas: int = Field(default=1, ge=1)
     retriever_max_replicas: int | None = Field(default=None, ge=1)
     retriever_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
-    retriever_max_ongoing_requests: int = Field(default=128, ge=1)
-    retriever_max_queued_requests: int = Field(default=256, ge=-1)
     retriever_num_cpus: float = Field(default=0.25, ge=0)
     retriever_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
@@ -200,8 +182,6 @@ class Settings(BaseSettings):
     keywords_replicas: int = Field(default=1, ge=1)
     keywords_max_replicas: int | None = Field(default=None, ge=1)
     keywords_target_ongoing_requests: float = Field(default=8.0, gt=0, description="A few batches' worth.")
-    keywords_max_ongoing_requests: int = Field(default=128, ge=1)
-    keywords_max_queued_requests: int = Field(default=256, ge=-1)
     keywords_num_cpus: float = Field(default=0.25, ge=0)
     keywords_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     keywords_max_batch_size: int = Field(default=32, ge=1, description="Texts in one batched generate.")

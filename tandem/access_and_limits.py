@@ -1,0 +1,36 @@
+"""The part of Settings that guards the service: who may call it (API keys) and how much work it takes on at once.
+`Settings` (tandem/settings.py) inherits these fields; they are read from the same TANDEM_* variables."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AccessAndLimits(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore", populate_by_name=True)
+
+    # --- access --------------------------------------------------------------
+    auth: Literal["keys", "off"] = Field(default="keys", description="keys: every route but health, readiness, "
+                                         "metrics and the page needs `Authorization: Bearer <key>`; off: none does.")
+    admin_key: SecretStr | None = Field(default=None, description="An admin key accepted besides the database's; "
+                                        "`tandem run` makes one for the run when unset.")
+    auth_refresh_s: float = Field(default=5.0, gt=0, description="A revoked key stops working within this.")
+
+    # --- bounded work --------------------------------------------------------
+    # A replica takes `<name>_max_ongoing_requests` at once and its callers queue at most `<name>_max_queued_requests`
+    # more (-1: no bound); past both a request is refused at once (503 with Retry-After, or an LLM stage's
+    # fallback). The ingress refuses past its own limit (health and readiness excepted).
+    ingress_max_ongoing_requests: int = Field(default=256, ge=1)
+    llm_max_ongoing_requests: int = Field(default=64, ge=1)
+    llm_max_queued_requests: int = Field(default=64, ge=-1)
+    llm_request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of an OpenAI request's LLM work; "
+                                         "past it the client gets 504 and the call is cancelled.")
+    candidates_max_ongoing_requests: int = Field(default=128, ge=1)
+    candidates_max_queued_requests: int = Field(default=256, ge=-1)
+    retriever_max_ongoing_requests: int = Field(default=128, ge=1)
+    retriever_max_queued_requests: int = Field(default=256, ge=-1)
+    keywords_max_ongoing_requests: int = Field(default=128, ge=1)
+    keywords_max_queued_requests: int = Field(default=256, ge=-1)
