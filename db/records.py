@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -14,8 +15,36 @@ Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Rating = Annotated[float, Field(ge=0, le=10)]
 
 
+# PostgreSQL's `integer`, the type of the counts below.
+Int4 = Annotated[int, Field(le=2**31 - 1)]
+
+
+def _storable(value: Any) -> None:
+    """Refuse what PostgreSQL would refuse inside text and jsonb, so that the client learns which record and field
+    it was (a rejected statement names neither): the NUL character, and numbers that are not finite."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("text cannot contain the NUL character (\\u0000)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite (not NaN or Infinity)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _storable(item)
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _fits_the_database(cls, value: Any) -> Any:
+        _storable(value)
+        return value
 
 
 class UserIn(Record):
@@ -81,9 +110,9 @@ class BookIn(Record):
     introduction: str | None = None
     categories: list[str] = Field(default_factory=list)
     rating: Rating | None = None
-    review_count: int | None = Field(default=None, ge=0)
-    pages: int | None = Field(default=None, gt=0)
-    price: int | None = Field(default=None, ge=0)
+    review_count: Int4 | None = Field(default=None, ge=0)
+    pages: Int4 | None = Field(default=None, gt=0)
+    price: Int4 | None = Field(default=None, ge=0)
 
 
 class Book(BookIn):

@@ -9,6 +9,8 @@ from pathlib import Path
 import asyncpg
 from pydantic import BaseModel
 
+from db.errors import NotFound
+
 CHANNEL = "model_versions"
 
 
@@ -127,6 +129,23 @@ async def finish_run(
         )
         if activate:
             await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, pipeline)
+    return _version(row)
+
+
+async def activate(conn: asyncpg.Connection, pipeline: str, version: str) -> ModelVersion:
+    """Make a registered version of `pipeline` the one served (an earlier one: a rollback), and tell the
+    deployments as a training run's activation does."""
+    async with conn.transaction():
+        if await get_version(conn, pipeline, version) is None:
+            raise NotFound(f"no {pipeline} version {version!r}")
+        await conn.execute("UPDATE model_versions SET status = 'retired' WHERE pipeline = $1 AND status = 'active'",
+                           pipeline)
+        row = await conn.fetchrow(
+            """UPDATE model_versions SET status = 'active' WHERE pipeline = $1 AND version = $2
+               RETURNING id, pipeline, version, artifact_path, status, metrics""",
+            pipeline, version,
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, pipeline)
     return _version(row)
 
 

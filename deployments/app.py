@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import ray
+from ray import serve
 from ray.serve import Application
 
 from deployments.ingress import Ingress
@@ -12,8 +14,18 @@ from deployments.servers.keywords import KeywordServer
 from deployments.servers.llm import LLMServer
 from deployments.servers.retriever import RetrieverServer
 from deployments.servers.trainer import Trainer
+from tandem.access_and_limits import exposed_without_keys
 from tandem.logs import serve_logging
 from tandem.settings import Settings
+
+
+def serving_host() -> str | None:
+    """The address Serve's proxies bind (serve_config.yaml's `http_options.host`), read from the running Serve
+    controller; None where there is none (`serve build`, a test building a graph)."""
+    if not ray.is_initialized():
+        return None
+    client = serve.context._get_global_client(raise_if_no_controller_running=False)
+    return client.http_config.host if client is not None else None
 
 
 def replicas(settings: Settings, name: str) -> dict:
@@ -70,6 +82,8 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         raise ValueError(
             "the Serve application needs DATABASE_URL; `tandem run` starts the embedded server and sets it"
         )
+    if (refused := exposed_without_keys(settings.auth, serving_host())) is not None:
+        raise ValueError(refused)
     return Ingress.options(
         **replicas(settings, "ingress"),
         logging_config=serve_logging(settings),

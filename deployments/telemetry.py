@@ -94,6 +94,9 @@ class ServedVersions:
     def __init__(self) -> None:
         self.gauge = Gauge("tandem_model_version", tag_keys=("pipeline", "version"),
                            description="1 for each model version a replica serves; 0 for one just replaced.")
+        self.load_failures = Counter("tandem_model_load_failures", tag_keys=("pipeline", "version"),
+                                     description="Attempts to load an active model version that failed; the "
+                                                 "version served before goes on serving.")
         self.current: dict[str, str] = {}
         self._task: asyncio.Task | None = None
 
@@ -105,6 +108,9 @@ class ServedVersions:
         self._report()
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._report_forever())
+
+    def failed(self, pipeline: str, version: str) -> None:
+        self.load_failures.inc(tags={"pipeline": pipeline, "version": version})
 
     def _report(self) -> None:
         for pipeline, version in self.current.items():

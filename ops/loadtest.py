@@ -81,6 +81,7 @@ class Outcome:
     sent_s: float  # since the start of the run
     latency_s: float
     status: int  # 0 when no HTTP answer came (connection refused, timeout)
+    degraded: bool = False  # answered without a stage (`"fallback": true`, e.g. LRURec's order)
 
 
 @dataclass
@@ -90,14 +91,22 @@ class Run:
     seconds: float = 0.0
 
 
+def _fell_back(response: httpx.Response) -> bool:
+    if response.status_code != 200 or not response.headers.get("content-type", "").startswith("application/json"):
+        return False
+    body = response.json()
+    return isinstance(body, dict) and body.get("fallback") is True
+
+
 async def _send(client: httpx.AsyncClient, workload: Workload, rng: random.Random, started: float,
                 run: Run) -> None:
     sent = time.monotonic()
     try:
-        status = (await client.post(workload.path, json=workload.body(rng))).status_code
+        response = await client.post(workload.path, json=workload.body(rng))
+        status, degraded = response.status_code, _fell_back(response)
     except httpx.HTTPError:
-        status = 0
-    run.outcomes.append(Outcome(sent - started, time.monotonic() - sent, status))
+        status, degraded = 0, False
+    run.outcomes.append(Outcome(sent - started, time.monotonic() - sent, status, degraded))
 
 
 async def open_loop(client: httpx.AsyncClient, workload: Workload, steps: list[Step], rng: random.Random,

@@ -18,6 +18,7 @@ from rich.console import Console
 from db.api_keys import new_key
 from db.server import database_url
 from ops.assets import build_assets
+from tandem.access_and_limits import exposed_without_keys
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.stack")
@@ -114,6 +115,8 @@ def follow_bootstrap(console: Console, base_url: str, poll_s: float = 5.0) -> No
 def run(settings: Settings) -> None:
     console = Console()
     _on_stop_signals(_raise_interrupt)
+    if (refused := exposed_without_keys(settings.auth, settings.host)) is not None:
+        raise ValueError(refused)
     with ExitStack() as stack:
         try:
             build_assets(settings)

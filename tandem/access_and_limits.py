@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -34,3 +35,16 @@ class AccessAndLimits(BaseSettings):
     retriever_max_queued_requests: int = Field(default=256, ge=-1)
     keywords_max_ongoing_requests: int = Field(default=128, ge=1)
     keywords_max_queued_requests: int = Field(default=256, ge=-1)
+
+
+def exposed_without_keys(auth: str, host: str | None) -> str | None:
+    """Why the service must not start: no keys asked for on an address other machines reach. None when it may."""
+    if auth != "off" or host is None or host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:  # a host name: it may resolve to any interface
+        pass
+    return (f"TANDEM_AUTH=off on {host}: anyone who reaches the port could train, write and read user data. "
+            "Serve with keys (TANDEM_AUTH=keys, the default; `tandem keys create`) or bind 127.0.0.1")

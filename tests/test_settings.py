@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from tandem.access_and_limits import exposed_without_keys
 from tandem.settings import Settings
 
 
@@ -41,3 +42,15 @@ def test_bad_values_are_rejected_with_the_field_named(monkeypatch: pytest.Monkey
     with pytest.raises(ValidationError) as err:
         Settings(_env_file=None)
     assert name.removeprefix("TANDEM_").lower() in str(err.value)
+
+
+@pytest.mark.parametrize(("auth", "host", "refused"), [
+    ("off", "0.0.0.0", True), ("off", "10.1.2.3", True), ("off", "tandem.example.com", True), ("off", "::", True),
+    ("off", "127.0.0.1", False), ("off", "::1", False), ("off", "localhost", False), ("off", None, False),
+    ("keys", "0.0.0.0", False),
+])
+def test_no_keys_only_on_loopback(auth: str, host: str | None, refused: bool) -> None:
+    reason = exposed_without_keys(auth, host)
+    assert (reason is not None) == refused
+    if refused:
+        assert f"TANDEM_AUTH=off on {host}" in reason and "127.0.0.1" in reason

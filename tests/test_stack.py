@@ -168,3 +168,14 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_no_keys_on_an_open_address_refuses_to_start(project_root: Path, tmp_path: Path) -> None:
+    """TANDEM_AUTH=off is for loopback: asked to bind every interface without keys, `tandem run` says why and
+    starts nothing (no database folder, no Ray)."""
+    env = os.environ | {"TANDEM_AUTH": "off", "TANDEM_HOST": "0.0.0.0", "TANDEM_VAR_DIR": str(tmp_path / "var")}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "run"], cwd=project_root, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "TANDEM_AUTH=off on 0.0.0.0" in done.stderr, (done.returncode, done.stderr)
+    assert not (tmp_path / "var").exists()

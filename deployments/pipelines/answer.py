@@ -7,9 +7,10 @@ from them. With no relevant passage the LLM is not asked and the answer says so.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
-from deployments.pipelines.calls import call
+from deployments.pipelines.calls import call, streamed
 from deployments.pipelines.services import Services
 from deployments.protocol.llm import Generate, Generated
 from deployments.protocol.retrieval import QARequest, QAResponse, RetrievedPassage, RetrieveRequest, RetrieveResponse
@@ -70,17 +71,18 @@ async def answer_events(request: QARequest, services: Services) -> AsyncIterator
     if not relevant:
         return
     prompt, used = services.prompts.qa.prompt_ids(request.question, [Context(p.text, p.source) for p in relevant])
-    pieces = services.llm.options(stream=True).generate_stream.remote(
-        Generate(prompt=prompt, max_tokens=request.max_tokens, adapter=ADAPTER, kind="answer"))
+    pieces = streamed(services.llm.options(stream=True).generate_stream.remote(
+        Generate(prompt=prompt, max_tokens=request.max_tokens, adapter=ADAPTER, kind="answer")))
     piece: Generated | ServiceError
-    async for piece in metrics.timed_stream(PIPELINE, "generation", pieces):
-        if isinstance(piece, ServiceError):
-            yield piece
-            return
-        if piece.finished:
-            yield Answered(piece.model, piece.adapter_version, relevant[:used], piece.completion_tokens)
-        elif piece.text:
-            yield piece.text
+    async with aclosing(pieces):  # closed early (a client gone, a deadline): the generation stops
+        async for piece in metrics.timed_stream(PIPELINE, "generation", pieces):
+            if isinstance(piece, ServiceError):
+                yield piece
+                return
+            if piece.finished:
+                yield Answered(piece.model, piece.adapter_version, relevant[:used], piece.completion_tokens)
+            elif piece.text:
+                yield piece.text
 
 
 def unanswered(request: QARequest, found: RetrieveResponse) -> QAResponse:

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator, Awaitable
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 from ray.serve.handle import DeploymentResponseGenerator
 
 from deployments.http_errors import error_body, error_response
@@ -19,7 +18,16 @@ from deployments.protocol.openai import (
     CompletionResponse,
 )
 from deployments.protocol.service_error import ServiceError
-from deployments.routes.common import STREAMED, Served, allowed, answered, errors, needs, service_error_response
+from deployments.routes.common import (
+    STREAMED,
+    EventStream,
+    Served,
+    allowed,
+    answered,
+    errors,
+    needs,
+    service_error_response,
+)
 
 router = APIRouter(prefix="/v1", tags=["llm"], dependencies=[allowed("inference"), needs("llm")],
                    responses=errors(401, 403))
@@ -96,4 +104,4 @@ async def events_of(chunks: DeploymentResponseGenerator, services: Services):
             chunks.cancel()
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return EventStream(events())

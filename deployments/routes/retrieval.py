@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from fastapi import APIRouter
-from fastapi.responses import StreamingResponse
 
 from deployments.health import DeploymentDown
 from deployments.http_errors import error_body, error_response
@@ -17,7 +17,16 @@ from deployments.pipelines.services import Services
 from deployments.protocol.keywords import KeywordsRequest
 from deployments.protocol.retrieval import QARequest, QAResponse, RetrieveRequest, RetrieveResponse
 from deployments.protocol.service_error import ServiceError
-from deployments.routes.common import STREAMED, Served, allowed, answered, errors, needs, service_error_response
+from deployments.routes.common import (
+    STREAMED,
+    EventStream,
+    Served,
+    allowed,
+    answered,
+    errors,
+    needs,
+    service_error_response,
+)
 
 router = APIRouter(prefix="/v1", dependencies=[allowed("inference")], responses=errors(401, 403))
 
@@ -62,21 +71,22 @@ async def qa_events(request: QARequest, services: Services):
 
     async def stream() -> AsyncIterator[str]:
         found = retrieved.found
-        if not retrieved.relevant:
-            yield f"data: {unanswered(request, found).model_dump_json()}\n\n"
-        else:
-            yield event({"passages": [p.model_dump() for p in retrieved.relevant], "mode": found.mode,
-                         "fallback": found.fallback})
-            async for piece in events:
-                if isinstance(piece, ServiceError):
-                    error = error_body(piece.message, piece.type, piece.param)
-                    yield f"data: {error.model_dump_json()}\n\n"
-                elif isinstance(piece, Answered):
-                    yield event({"model": piece.model, "adapter_version": piece.adapter_version,
-                                 "sources": sources(piece.passages), "passages_used": len(piece.passages),
-                                 "completion_tokens": piece.completion_tokens})
-                else:
-                    yield event({"text": piece})
+        async with aclosing(events):  # this stream closed early closes the answer's, which stops the generation
+            if not retrieved.relevant:
+                yield f"data: {unanswered(request, found).model_dump_json()}\n\n"
+            else:
+                yield event({"passages": [p.model_dump() for p in retrieved.relevant], "mode": found.mode,
+                             "fallback": found.fallback})
+                async for piece in events:
+                    if isinstance(piece, ServiceError):
+                        error = error_body(piece.message, piece.type, piece.param)
+                        yield f"data: {error.model_dump_json()}\n\n"
+                    elif isinstance(piece, Answered):
+                        yield event({"model": piece.model, "adapter_version": piece.adapter_version,
+                                     "sources": sources(piece.passages), "passages_used": len(piece.passages),
+                                     "completion_tokens": piece.completion_tokens})
+                    else:
+                        yield event({"text": piece})
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(stream(), media_type="text/event-stream")
+    return EventStream(stream())

@@ -76,7 +76,8 @@ class VersionWatch:
 
 
 class ActiveModel(VersionWatch, Generic[T]):
-    """One pipeline's active version, loaded by `load` in a thread and swapped in with one assignment."""
+    """One pipeline's active version, loaded by `load` in a thread and swapped in with one assignment. A version
+    that fails to load is logged, counted and tried again at the next check; the one loaded before keeps serving."""
 
     def __init__(self, db: Database, pipeline: str, load: Callable[[registry.ModelVersion], T], poll_s: float):
         super().__init__(db, [pipeline], poll_s)
@@ -89,7 +90,13 @@ class ActiveModel(VersionWatch, Generic[T]):
             active = await registry.active_version(conn, self.pipeline)
         if active is None or (self.version is not None and active.id == self.version.id):
             return False
-        loaded = await asyncio.to_thread(self.load, active)
+        try:
+            loaded = await asyncio.to_thread(self.load, active)
+        except Exception as exc:  # a broken artifact: the version loaded before keeps serving; tried again later
+            served_versions().failed(self.pipeline, active.version)
+            log.warning("model version failed to load", extra={"pipeline": self.pipeline, "version": active.version,
+                                                                "error": str(exc)})
+            return False
         self.current, self.version = loaded, active
         served_versions().serving(self.pipeline, active.version)
         log.info("model version active", extra={"pipeline": self.pipeline, "version": active.version})
@@ -117,6 +124,7 @@ class ActiveAdapters(VersionWatch):
             try:
                 await self.load(version)
             except Exception as exc:
+                served_versions().failed(version.pipeline, version.version)
                 log.warning("adapter failed to load", extra={"pipeline": version.pipeline,
                                                              "version": version.version, "error": str(exc)})
                 continue

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from ray import serve
 
+from deployments.app import build_app, serving_host
 from tandem.settings import Settings
 from tests.conftest import ADMIN_KEY, deploy_ingress
 
@@ -151,6 +152,13 @@ def test_auth_off_opens_every_route(open_app: str) -> None:
     with httpx.Client(base_url=open_app, timeout=60) as anonymous:
         assert anonymous.get(BOOK_QUESTIONS).status_code == 200
         assert anonymous.get("/v1/train").status_code == 200
+
+
+def test_the_builder_checks_where_serve_listens(serve_app: str, settings: Settings) -> None:
+    """No keys is allowed here because this Serve listens on loopback; serve_config.yaml's 0.0.0.0 would refuse
+    (tests/test_settings.py::test_no_keys_only_on_loopback)."""
+    assert serving_host() == settings.host == "127.0.0.1"
+    assert type(build_app(settings.model_copy(update={"auth": "off"}))).__name__ == "Application"
 
 
 def test_the_openapi_document_names_the_scheme(http: httpx.Client) -> None:

@@ -4,6 +4,7 @@ Retry-After in the documented shape (health still answered); an OpenAI request p
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -14,6 +15,7 @@ from ray import serve
 from deployments.servers.keywords import KeywordServer
 from tandem.settings import Settings
 from tests.conftest import AUTH, deploy_ingress
+from tests.prometheus import scrape, total
 
 COUNTING = {"prompt": "1, 2, 3, 4, 5, 6, 7, 8,", "temperature": 0}  # goes on counting for as long as allowed
 
@@ -81,3 +83,31 @@ def test_past_the_deadline_the_client_gets_504(impatient: str) -> None:
                       headers=AUTH, timeout=60) as streamed:
         events = [line for line in streamed.iter_lines() if line.startswith("data: ")]
     assert events[-1] == "data: [DONE]" and '"type":"timeout"' in events[-2], events[-3:]
+
+
+def generated_tokens_once_still(metrics_url: str, still_s: float = 25, timeout_s: float = 240) -> float:
+    """vLLM's count of generated tokens (every engine) once it has not moved for `still_s`: several of Ray's
+    metric exports, so a generation still running would have moved it."""
+    deadline = time.monotonic() + timeout_s
+    seen, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        if (count := total(scrape(metrics_url), "ray_vllm_generation_tokens_total")) != seen:
+            seen, since = count, time.monotonic()
+        elif time.monotonic() - since >= still_s:
+            return count
+        time.sleep(2)
+    raise AssertionError(f"the engines were still generating after {timeout_s:g} s: {seen} tokens")
+
+
+def test_work_nobody_waits_for_stops_in_the_engine(impatient: str, serve_app: str, metrics_url: str) -> None:
+    """4,000 tokens asked for twice: once past the deadline, once by a client that leaves after a few events.
+    Neither goes on generating: the engine's token count stands still soon after, far below what was asked."""
+    before = generated_tokens_once_still(metrics_url)
+    late = httpx.post(f"{impatient}/v1/completions", json={**COUNTING, "max_tokens": 4000}, headers=AUTH, timeout=60)
+    assert late.status_code == 504, late.text
+    with httpx.stream("POST", f"{serve_app}/v1/completions", headers=AUTH, timeout=60,
+                      json={**COUNTING, "max_tokens": 4000, "stream": True}) as streamed:
+        events = (line for line in streamed.iter_lines() if line.startswith("data: "))
+        assert '"text"' in next(events) and '"text"' in next(events)  # generating; then the client leaves
+    generated = generated_tokens_once_still(metrics_url) - before
+    assert 0 < generated < 1000, generated

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -115,6 +116,42 @@ def test_upsert_is_keyed_on_external_id(http: httpx.Client, resource: str, make,
     assert {a, b} <= {r["external_id"] for r in listed}
     missing = http.get(f"/v1/{resource}/{uid('missing')}")
     assert missing.status_code == 404 and "missing-" in missing.json()["error"]["message"]
+
+
+# Records the request schema admits but PostgreSQL would refuse, each placed third in a batch of good ones.
+SPOILED = [
+    ("users", {"job": "nurse\x00"}, "job", "NUL"),
+    ("users", {"attributes": {"age": float("nan")}}, "attributes", "finite"),
+    ("items", {"attributes": {"note\x00": 1}}, "attributes", "NUL"),
+    ("books", {"pages": 2**31}, "pages", "2147483647"),
+    ("books", {"categories": ["경제", "\x00"]}, "categories", "NUL"),
+    ("documents", {"text": "첫 문단\x00입니다."}, "text", "NUL"),
+]
+
+
+@pytest.mark.parametrize("resource,spoil,field,says", SPOILED, ids=[f"{r[0]}.{r[2]}" for r in SPOILED])
+def test_a_record_the_database_would_refuse_spoils_its_batch(http: httpx.Client, resource: str, spoil: dict,
+                                                             field: str, says: str) -> None:
+    make = next(m for name, m, _ in RESOURCES if name == resource)
+    ids = [uid(resource) for _ in range(5)]
+    batch = [make(x) for x in ids]
+    batch[2] |= spoil
+    # Python's own encoder, as some clients do: it writes NaN, which strict JSON encoders refuse to.
+    r = http.post(f"/v1/{resource}", content=json.dumps({resource: batch}),
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    error = r.json()["error"]
+    assert error["param"] == f"{resource}.2.{field}" and says in error["message"], error
+    assert all(http.get(f"/v1/{resource}/{x}").status_code == 404 for x in ids)  # nothing written
+
+
+def test_a_spoiled_survey_spoils_its_batch(http: httpx.Client, people) -> None:
+    users, _ = people
+    surveys = [{"user_id": u, "kind": "profile", "answers": {"job": "teacher"}} for u in users]
+    surveys[1]["answers"] = {"job": "teacher", "note": "a\x00b"}
+    r = http.post("/v1/surveys", json={"surveys": surveys})
+    assert r.status_code == 422 and r.json()["error"]["param"] == "surveys.1.answers", r.text
+    assert all(http.get("/v1/surveys", params={"user_id": u}).json() == [] for u in users)
 
 
 def test_document_text_becomes_passages(http: httpx.Client) -> None:

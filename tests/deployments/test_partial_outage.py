@@ -60,10 +60,10 @@ def test_readiness_names_the_failed_deployment_per_pipeline(partial: str) -> Non
     ("/v1/qa", {"question": "이사화물 통관은 어떻게 하나요?"}),
 ])
 def test_routes_that_need_the_llm_answer_503_at_once(partial: str, path: str, body: dict) -> None:
-    started = time.monotonic()
-    r = httpx.post(f"{partial}{path}", json=body, timeout=30, headers=AUTH)
+    # Refused from the readiness state, not by a handle call waiting for a replica that never comes (which the
+    # client's timeout would end).
+    r = httpx.post(f"{partial}{path}", json=body, timeout=10, headers=AUTH)
     assert r.status_code == 503, r.text
-    assert time.monotonic() - started < 10  # not a handle call waiting for a replica that never comes
     error = r.json()["error"]
     assert error["type"] == "service_unavailable" and "llm deployment is unavailable" in error["message"]
     assert "LLMServer" in error["message"] and r.headers["retry-after"]
@@ -75,11 +75,10 @@ def test_the_other_pipelines_keep_serving(partial: str, trained: dict) -> None:
     candidates = httpx.post(f"{partial}/v1/candidates", json={"user_id": "1", "k": 5}, timeout=60, headers=AUTH)
     assert candidates.status_code == 200 and len(candidates.json()["candidates"]) == 5
 
-    started = time.monotonic()
-    rec = httpx.post(f"{partial}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=60, headers=AUTH)
+    # The LLM stage is skipped ("unavailable"), not waited for (the timeout).
+    rec = httpx.post(f"{partial}/v1/recommendations", json={"user_id": "1", "k": 5}, timeout=10, headers=AUTH)
     assert rec.status_code == 200, rec.text
     body = rec.json()
     assert (body["ordered_by"], body["fallback"]) == ("lrurec", True)
     assert "unavailable" in body["fallback_reason"] and "LLMServer" in body["fallback_reason"]
     assert [i["item_id"] for i in body["items"]] == [c["item_id"] for c in candidates.json()["candidates"]]
-    assert time.monotonic() - started < 10  # the LLM stage is skipped, not waited for
