@@ -63,16 +63,6 @@ def pad_id_of(tokenizer) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def collate(pairs: list[Pair], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(ids) for ids, _ in pairs)
-    ids = torch.full((len(pairs), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(pairs), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(pairs), width), dtype=torch.long)
-    for row, (x, y) in enumerate(pairs):
-        ids[row, : len(x)], labels[row, : len(y)], mask[row, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
 def with_adapter(model, cfg: LoRATrainConfig, shape: LoRAShape):
     from peft import LoraConfig, get_peft_model
 
@@ -83,9 +73,23 @@ def with_adapter(model, cfg: LoRATrainConfig, shape: LoRAShape):
     ))
 
 
-def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, pad_id: int, name: str, progress: bool = True,
+def answer_loss(model, ids: list[int], labels: list[int]) -> torch.Tensor:
+    """Summed cross-entropy of one example's labelled tokens. The logits are computed for the
+    answer only (a vocabulary-wide row per prompt token would cost more memory than the model), and one unpadded
+    sequence lets attention take its fused path instead of materialising a masked score matrix per layer."""
+    first = next((i for i, y in enumerate(labels) if y != -100), None)
+    if first is None or first == 0:
+        raise ValueError("an example needs prompt tokens followed by labelled tokens")
+    logits = model(input_ids=torch.tensor([ids], device=model.device), logits_to_keep=len(ids) - first + 1).logits
+    targets = torch.tensor(labels[first:], device=model.device)
+    return torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets, ignore_index=-100, reduction="sum")
+
+
+def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, name: str, progress: bool = True,
         on_step: Callable[..., None] | None = None) -> dict:
-    """Train the adapter's parameters; returns the step count and the mean loss of the first and last 20 steps."""
+    """Train the adapter's parameters; returns the step count and the mean loss of the first and last 20 steps.
+    A step's examples go through one at a time and their gradients add up: the loss is the mean over the step's
+    labelled tokens, as one padded batch would give, at the memory of one example and with no padding computed."""
     if not pairs:
         raise ValueError("no training examples")
     rng = random.Random(cfg.seed)
@@ -100,12 +104,15 @@ def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, pad_id: int, name: str, 
     losses = []
     for step, batch in enumerate(bar, start=1):
         model.train()
-        inputs = {k: v.to(model.device) for k, v in collate(batch, pad_id).items()}
-        loss = model(**inputs).loss
         optimizer.zero_grad()
-        loss.backward()
+        tokens = sum(sum(1 for y in labels if y != -100) for _, labels in batch)
+        total = 0.0
+        for ids, labels in batch:
+            loss = answer_loss(model, ids, labels)
+            (loss / tokens).backward()
+            total += loss.item()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(total / tokens)
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
         if on_step:
             on_step(unit="step", step=step, total=len(batches), loss=round(losses[-1], 4))

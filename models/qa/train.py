@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.lora import LoRAShape, LoRATrainConfig, fit, load_base, pad_id_of, with_adapter
+from models.lora import LoRAShape, LoRATrainConfig, fit, load_base, with_adapter
 from models.qa.prompts import Context, QAPrompter
 
 
@@ -28,7 +28,7 @@ def train_qa_adapter(base: str, examples: list[QAExample], output: Path, cfg: Lo
     prompter = QAPrompter(tokenizer, max_context_tokens)
     model = with_adapter(model, cfg, shape)
     pairs = [prompter.training_ids(e.question, e.passages, e.answer) for e in examples]
-    fitted = fit(model, pairs, cfg, pad_id_of(tokenizer), "qa adapter", progress, on_step)
+    fitted = fit(model, pairs, cfg, "qa adapter", progress, on_step)
     model.save_pretrained(output)
     metrics = {"examples": len(examples), **fitted, "mean_tokens": round(sum(len(p[0]) for p in pairs) / len(pairs)),
                "seconds": round(time.monotonic() - started, 1), "base": base, "train": cfg.model_dump(),

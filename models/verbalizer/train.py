@@ -70,7 +70,7 @@ def train_ranker(
     model = with_adapter(model, cfg, shape)
     pairs = [verbalizer.training_ids([titles[h] for h in e.history], [titles[c] for c in e.candidates], e.answer)
              for e in examples]
-    fitted = fit(model, pairs, cfg, pad_id, "ranker", progress, on_step)
+    fitted = fit(model, pairs, cfg, "ranker", progress, on_step)
     model.save_pretrained(output)
     metrics = {
         "test": evaluate_ranker(model, verbalizer, cases, titles, pad_id, cfg.eval_batch_size, progress),
