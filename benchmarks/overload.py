@@ -1,14 +1,14 @@
 """Overload: recommendation and QA at 4× the concurrency they sustain, against the same at capacity, in one run.
 
 Per pipeline: a closed-loop ramp finds the capacity (the fewest clients that reach 90% of the best throughput of
-fully served answers); then `--seconds` at capacity and `--seconds` at 4× capacity. Reported: p99 of the answers
-accepted (200) at capacity and under overload and their ratio (goal ≤ 2), p99 of the refusals (503 with
-Retry-After, goal < 100 ms), answers degraded by a refused LLM stage (the recommender's LRURec order, flagged
-`fallback`), and every other outcome (goal: none).
+fully served answers); then `--seconds` at capacity and `--seconds` at 4× capacity. Clients wait as a refusal's
+Retry-After asks, as well-behaved ones do. Reported: p99 of the answers accepted (200) at capacity and under
+overload and their ratio (goal ≤ 2), p99 of the refusals (503 with Retry-After, goal < 100 ms), answers degraded
+by a refused LLM stage (the recommender's LRURec order, flagged `fallback`), and every other outcome (goal: none).
 
 Needs the stack up with every pipeline trained and the bounds of bounded work sized to this machine, e.g.
 
-    TANDEM_LLM_MAX_ONGOING_REQUESTS=8 TANDEM_LLM_MAX_QUEUED_REQUESTS=4 make run
+    TANDEM_ROUTE_MAX_ONGOING_REQUESTS='{"/v1/recommendations": 8, "/v1/qa": 8}' make run
     TANDEM_ADMIN_KEY=<the key it printed> .venv/bin/python benchmarks/overload.py
 """
 
@@ -33,7 +33,7 @@ def p99_ms(outcomes: list[Outcome]) -> float | None:
 def closed(url: str, pipeline: str, clients: int, seconds: float, seed: int) -> Run:
     steps = [Step(level=clients, seconds=seconds)]
     return asyncio.run(load(url, workloads(Settings().data_dir)[pipeline], steps, closed=True, max_requests=10**6,
-                            timeout_s=900, seed=seed, headers=api_headers()))
+                            timeout_s=900, seed=seed, headers=api_headers(), honor_retry_after=True))
 
 
 def served(run: Run) -> list[Outcome]:

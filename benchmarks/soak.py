@@ -33,7 +33,8 @@ def replica_memory_mib() -> dict[str, float]:
             continue
         try:
             family = [proc, *proc.children(recursive=True)]
-            found[f"{title}[{proc.pid}]"] = round(sum(p.memory_info().rss for p in family) / 2**20, 1)
+            # The title names the method it runs after a dot (`...:LLMServer.handle_request`); the replica is the rest.
+            found[f"{title.split('.')[0]}[{proc.pid}]"] = round(sum(p.memory_info().rss for p in family) / 2**20, 1)
         except psutil.NoSuchProcess:
             continue
     return found

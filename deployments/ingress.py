@@ -69,6 +69,7 @@ class Ingress:
                                  retriever=retriever, keywords=keywords)
         self.max_body_bytes = int(settings.max_body_mib * 2**20)  # read by BodySizeLimit
         self.max_ongoing = settings.ingress_max_ongoing_requests  # read by Admission
+        self.route_limits = settings.route_max_ongoing_requests  # read by Admission
         # Open (and migrate) now when the database is up; when it is down this degrades /readyz and the
         # data routes, which retry on their next request, instead of failing the whole service.
         try:

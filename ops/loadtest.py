@@ -99,14 +99,18 @@ def _fell_back(response: httpx.Response) -> bool:
 
 
 async def _send(client: httpx.AsyncClient, workload: Workload, rng: random.Random, started: float,
-                run: Run) -> None:
-    sent = time.monotonic()
+                run: Run) -> float:
+    """Sends one request and records its outcome; returns the seconds its Retry-After header asks for (0 without)."""
+    sent, wait = time.monotonic(), 0.0
     try:
         response = await client.post(workload.path, json=workload.body(rng))
         status, degraded = response.status_code, _fell_back(response)
+        if status in (429, 503) and (after := response.headers.get("retry-after", "")).isdigit():
+            wait = float(after)
     except httpx.HTTPError:
         status, degraded = 0, False
     run.outcomes.append(Outcome(sent - started, time.monotonic() - sent, status, degraded))
+    return wait
 
 
 async def open_loop(client: httpx.AsyncClient, workload: Workload, steps: list[Step], rng: random.Random,
@@ -131,14 +135,16 @@ async def open_loop(client: httpx.AsyncClient, workload: Workload, steps: list[S
 
 
 async def closed_loop(client: httpx.AsyncClient, workload: Workload, steps: list[Step], rng: random.Random,
-                      started: float, run: Run, max_requests: int) -> None:
+                      started: float, run: Run, max_requests: int, honor_retry_after: bool = False) -> None:
     sent = 0
 
     async def client_loop(deadline: float) -> None:
         nonlocal sent
         while time.monotonic() < deadline and sent < max_requests:
             sent += 1
-            await _send(client, workload, rng, started, run)
+            wait = await _send(client, workload, rng, started, run)
+            if honor_retry_after and wait:  # as a well-behaved client does, instead of asking again at once
+                await asyncio.sleep(min(wait, max(0.0, deadline - time.monotonic())))
 
     for step_end, step in zip(np.cumsum([s.seconds for s in steps]), steps, strict=True):
         await asyncio.gather(*(client_loop(started + step_end) for _ in range(int(step.level))))
@@ -182,8 +188,9 @@ async def watch_replicas(metrics_url: str, started: float, run: Run) -> None:
 
 async def load(base_url: str, workload: Workload, steps: list[Step], closed: bool, max_requests: int,
                timeout_s: float, seed: int, metrics_url: str | None = None,
-               headers: dict[str, str] | None = None) -> Run:
-    """`headers` go with every request (the API key)."""
+               headers: dict[str, str] | None = None, honor_retry_after: bool = False) -> Run:
+    """`headers` go with every request (the API key); with `honor_retry_after`, a closed loop's client waits as a
+    refusal's Retry-After asks before its next request."""
     if urlsplit(base_url).hostname not in LOOPBACK:
         raise ValueError(f"load is only sent to this machine (127.0.0.1, localhost, ::1), not {base_url}")
     run, rng = Run(), random.Random(seed)
@@ -191,8 +198,10 @@ async def load(base_url: str, workload: Workload, steps: list[Step], closed: boo
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout_s, limits=limits, headers=headers) as client:
         started = time.monotonic()
         watcher = asyncio.create_task(watch_replicas(metrics_url, started, run)) if metrics_url else None
-        generator = closed_loop if closed else open_loop
-        await generator(client, workload, steps, rng, started, run, max_requests)
+        if closed:
+            await closed_loop(client, workload, steps, rng, started, run, max_requests, honor_retry_after)
+        else:
+            await open_loop(client, workload, steps, rng, started, run, max_requests)
         run.seconds = time.monotonic() - started
         if watcher is not None:
             watcher.cancel()

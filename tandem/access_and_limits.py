@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,10 +25,21 @@ class AccessAndLimits(BaseSettings):
     # more (-1: no bound); past both a request is refused at once (503 with Retry-After, or an LLM stage's
     # fallback). The ingress refuses past its own limit (health and readiness excepted).
     ingress_max_ongoing_requests: int = Field(default=256, ge=1)
+    route_max_ongoing_requests: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="Per route, requests at once per ingress replica, e.g. "
+        '\'{"/v1/qa": 8, "/v1/recommendations": 8}\': sized to what a pipeline sustains, the excess is refused before '
+        "it spends any compute (a refused request that first ran retrieval would take it from the admitted ones).")
     llm_max_ongoing_requests: int = Field(default=64, ge=1)
     llm_max_queued_requests: int = Field(default=64, ge=-1)
     llm_request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of an OpenAI request's LLM work; "
                                          "past it the client gets 504 and the call is cancelled.")
+    @field_validator("route_max_ongoing_requests")
+    @classmethod
+    def _routes(cls, limits: dict[str, int]) -> dict[str, int]:
+        if bad := [route for route in limits if not route.startswith("/v1/")]:
+            raise ValueError(f"routes are paths under /v1/, e.g. /v1/qa: {bad}")
+        return limits
+
     candidates_max_ongoing_requests: int = Field(default=128, ge=1)
     candidates_max_queued_requests: int = Field(default=256, ge=-1)
     retriever_max_ongoing_requests: int = Field(default=128, ge=1)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+import psutil
+
 from tandem.settings import Settings
 
 
@@ -20,3 +22,19 @@ def cpu_threads_env(settings: Settings) -> dict[str, str]:
     if cores == "all":
         cores = ",".join(str(c) for c in sorted(os.sched_getaffinity(0)))
     return {"VLLM_CPU_OMP_THREADS_BIND": cores, "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+
+
+def lower_engine_priority(settings: Settings) -> None:
+    """Every thread of the engine processes under this replica (vLLM's engine core and workers, of every engine it
+    has started) at `llm_engine_nice` below the replica: the serving processes get a core as soon as they need one.
+    Set per thread, since Linux keeps a niceness per thread; threads started later inherit their creator's."""
+    if settings.device != "cpu" or settings.llm_engine_nice == 0:
+        return
+    target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + settings.llm_engine_nice)
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name().startswith("VLLM"):
+                for thread in child.threads():
+                    os.setpriority(os.PRIO_PROCESS, thread.id, target)
+        except (psutil.NoSuchProcess, ProcessLookupError):
+            continue

@@ -32,7 +32,7 @@ from deployments.protocol.openai import (
     Usage,
 )
 from deployments.protocol.service_error import ServiceError
-from deployments.servers.engine_placement import cpu_threads_env
+from deployments.servers.engine_placement import cpu_threads_env, lower_engine_priority
 from deployments.servers.engine_turns import EngineTurns
 from tandem.settings import Settings
 
@@ -92,6 +92,7 @@ class LLMEngine:
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
         os.environ.update(cpu_threads_env(settings))
         self.engine = AsyncLLM.from_engine_args(engine_args(settings, lora), stat_loggers=stat_loggers)
+        lower_engine_priority(settings)
         self.adapters: dict[str, LoRARequest] = {}
         self.turns, self.turn = turns or EngineTurns(), turn
         self._lora_ids = itertools.count(1)

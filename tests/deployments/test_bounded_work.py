@@ -70,6 +70,27 @@ def test_health_is_answered_past_the_ingress_limit(tight: str) -> None:
 
 
 @pytest.fixture
+def per_route(serve_app: str, settings: Settings) -> Iterator[str]:
+    limits = {"/v1/completions": 2}
+    yield deploy_ingress(serve_app, "per-route", settings.model_copy(update={"route_max_ongoing_requests": limits}))
+    serve.delete("per-route")
+
+
+def test_a_route_past_its_own_limit_refuses_and_the_others_serve(per_route: str) -> None:
+    async def both() -> tuple[list[httpx.Response], httpx.Response]:
+        load = asyncio.create_task(burst(per_route, "/v1/completions", {**COUNTING, "max_tokens": 32}, 8))
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(base_url=per_route, timeout=60, headers=AUTH) as client:
+            other = await client.post("/v1/keywords", json={"text": "이사화물 통관 예약"})
+        return await load, other
+
+    completions, other = asyncio.run(both())
+    assert other.status_code == 200, other.text
+    statuses = assert_refusals_documented(completions, "requests to /v1/completions in progress here")
+    assert statuses[200] >= 2 and statuses[503] >= 4, statuses
+
+
+@pytest.fixture
 def impatient(serve_app: str, settings: Settings) -> Iterator[str]:
     yield deploy_ingress(serve_app, "deadline", settings.model_copy(update={"llm_request_timeout_s": 1.0}))
     serve.delete("deadline")

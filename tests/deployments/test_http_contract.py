@@ -58,9 +58,9 @@ def no_undocumented_server_error(ctx, response, case) -> None:
         f"{case.method} {case.path} answered {response.status_code}: {response.text[:500]}")
 
 
-# Not checked: that every schema-valid body is accepted. The database refuses what a JSON Schema does not say (a NUL
-# character in text, which PostgreSQL cannot store; two records of one batch that break a constraint together), with
-# the documented 422 naming why; tests/deployments/test_ingestion_http.py covers those answers.
+# Not checked: that every schema-valid body is accepted. What PostgreSQL cannot store and a JSON Schema does not say
+# (a NUL character in text, NaN in a JSON object) is refused by validation with the documented 422 naming the record
+# and field; tests/deployments/test_ingestion_http.py covers those answers.
 EXCLUDED = [not_a_server_error, positive_data_acceptance]
 # Derandomized: each run sends the same cases, so a failure in CI is reproduced by running the test again.
 SETTINGS = hypothesis.settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,

@@ -1,5 +1,6 @@
-"""The LLM engine computes on every core of the node (TANDEM_LLM_CPU_CORES=all): read from the running stack's
-vLLM worker processes, their OpenMP thread count and the cores their threads are bound to."""
+"""The LLM engine computes on every core of the node (TANDEM_LLM_CPU_CORES=all), below the serving processes'
+priority: read from the running stack's vLLM processes, their OpenMP thread count, the cores their threads are bound
+to and the threads' niceness."""
 
 from __future__ import annotations
 
@@ -49,6 +50,13 @@ def test_the_engine_worker_computes_on_every_core(http: httpx.Client, settings: 
         pinned = [cores for cores in _thread_cores(worker.pid) if len(cores) == 1]
         # One OpenMP thread bound to each core: vLLM's own choice ("auto") leaves a core of two idle.
         assert set().union(*pinned) == node, pinned
+
+    # Every thread of every engine process below the LLM replica's priority, so that serving gets a core at once.
+    replica = next(p for p in psutil.process_iter(["cmdline"]) if (p.info["cmdline"] or [""])[0].startswith(
+        "ray::ServeReplica:tandem:LLMServer"))
+    engines = [p for p in replica.children(recursive=True) if p.name().startswith("VLLM")]
+    nice = {os.getpriority(os.PRIO_PROCESS, t.id) for p in engines for t in p.threads()}
+    assert engines and nice == {min(19, replica.nice() + settings.llm_engine_nice)}, (replica.nice(), nice)
 
 
 def test_auto_and_explicit_core_lists() -> None:

@@ -83,12 +83,15 @@ def collections(settings: Settings, pg_url: str, http: httpx.Client) -> None:
         time.sleep(0.5)
 
 
-def test_recommendations_show_lrurec_and_the_llm_side_by_side(page: Page, trained: dict, http: httpx.Client) -> None:
+def test_recommendations_show_lrurec_and_the_llm_side_by_side(page: Page, trained: dict) -> None:
     page.locator("#rec-user").fill("1")
     page.locator("#rec-k").fill("5")
-    page.get_by_role("button", name="Recommend", exact=True).click()
+    # What the page itself was answered: another request could be ordered otherwise where the LLM's scores of two
+    # candidates are a bf16 tie.
+    with page.expect_response(lambda r: r.url.endswith("/v1/recommendations"), timeout=LLM_WAIT_MS) as answer:
+        page.get_by_role("button", name="Recommend", exact=True).click()
+    served = answer.value.json()
     expect(page.locator("#rec-result")).to_be_visible(timeout=LLM_WAIT_MS)
-    served = http.post("/v1/recommendations", json={"user_id": "1", "k": 20}).json()
     expect(page.locator("#rec-lrurec tbody tr")).to_have_count(20)
     expect(page.locator("#rec-llm tbody tr")).to_have_count(5)
     # LRURec's column is LRURec's order; the served column is the response's order, LRURec's rank beside it.
