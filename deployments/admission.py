@@ -27,8 +27,9 @@ class Admission:
         if self.ongoing >= from_ingress("max_ongoing", self.default_limit):
             return await self.refuse(f"{self.ongoing} requests in progress here", scope, receive, send)
         # Only routes with a limit are counted: any path a client makes up would otherwise stay a key.
-        route = path if path in from_ingress("route_limits", {}) else None
-        if route is not None and self.by_route[route] >= from_ingress("route_limits", {})[route]:
+        limit = from_ingress("route_limits", {}).get(path)
+        route = path if limit is not None else None
+        if route is not None and self.by_route[route] >= limit:
             return await self.refuse(f"{self.by_route[route]} requests to {route} in progress here (its limit, "
                                      "TANDEM_ROUTE_MAX_ONGOING_REQUESTS)", scope, receive, send)
         self.ongoing += 1

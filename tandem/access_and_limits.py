@@ -40,6 +40,10 @@ class AccessAndLimits(BaseSettings):
             raise ValueError(f"routes are paths under /v1/, e.g. /v1/qa: {bad}")
         return limits
 
+    # The engine's OpenMP threads hold every core under load; run below the processes that answer HTTP (proxy,
+    # ingress), they leave those a core when a request arrives (docs/benchmarks.md, "Overload").
+    llm_engine_nice: int = Field(default=4, ge=0, le=19, description="How much lower than the serving processes the "
+                                 "LLM engine's threads run on the CPU (device cpu; 0: the same).")
     candidates_max_ongoing_requests: int = Field(default=128, ge=1)
     candidates_max_queued_requests: int = Field(default=256, ge=-1)
     retriever_max_ongoing_requests: int = Field(default=128, ge=1)

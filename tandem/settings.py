@@ -97,10 +97,6 @@ class Settings(AccessAndLimits):
         description="CPU cores the LLM engine computes on (device cpu): 'all' = every core the replica may use; "
         "a list such as '0-3' or '0,2' keeps other work off the rest; 'auto' = vLLM's own choice.",
     )
-    # The engine's threads spin on every core under load; the processes that answer HTTP (proxy, ingress) then wait
-    # for a core, and a request refused at once takes seconds to be told (docs/benchmarks.md, "Overload").
-    llm_engine_nice: int = Field(default=4, ge=0, le=19, description="How much lower than the serving processes the "
-                                 "LLM engine's processes run on the CPU (device cpu; 0: the same).")
     llm_max_num_batched_tokens: int | None = Field(
         default=None, ge=16, description="Tokens one engine step computes (a prefill longer than this is chunked); "
         "unset: vLLM's default.",
