@@ -9,7 +9,10 @@ by a refused LLM stage (the recommender's LRURec order, flagged `fallback`), and
 Needs the stack up with every pipeline trained and the bounds of bounded work sized to this machine, e.g.
 
     TANDEM_ROUTE_MAX_ONGOING_REQUESTS='{"/v1/recommendations": 8, "/v1/qa": 8}' make run
-    TANDEM_ADMIN_KEY=<the key it printed> .venv/bin/python benchmarks/overload.py
+    TANDEM_ADMIN_KEY=<the key it printed> chrt -f 50 .venv/bin/python benchmarks/overload.py
+
+On one machine the load generator shares the cores with the stack: run it at a real-time priority (`chrt -f 50`),
+as above, so that its own wake-up delays under load (see benchmarks/wakeup_latency.py) stay out of the figures.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 import numpy as np
@@ -78,6 +82,8 @@ def main() -> None:
         results[pipeline] = {"ramp_served_per_s": ramp, "capacity_clients": clients, "at_capacity": at,
                              "at_4x": over, "accepted_p99_ratio": ratio}
         print(json.dumps({pipeline: results[pipeline]}), file=sys.stderr)
+    # The clients' own scheduling delays count in every latency here: say how they ran (docs/benchmarks.md).
+    results["client_scheduling"] = {os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr"}.get(os.sched_getscheduler(0), "other")
     print(json.dumps(results))
 
 
