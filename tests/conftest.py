@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from training.lrurec import TrainRequest, run_training
 from training.options import LRURecOptions
 
 SERVE_START_TIMEOUT_S = 600
+# Ray's processes export their metrics every 10 s by default; tests that wait for a counter to move (or to stand
+# still) wait for exports. Read by every Ray process the tests start, since they inherit this environment.
+os.environ.setdefault("RAY_metrics_report_interval_ms", "2000")
 # The session's admin key (TANDEM_ADMIN_KEY of the app under test); clients of protected routes send AUTH.
 ADMIN_KEY = new_key()
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

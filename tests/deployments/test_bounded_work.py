@@ -106,9 +106,9 @@ def test_past_the_deadline_the_client_gets_504(impatient: str) -> None:
     assert events[-1] == "data: [DONE]" and '"type":"timeout"' in events[-2], events[-3:]
 
 
-def generated_tokens_once_still(metrics_url: str, still_s: float = 25, timeout_s: float = 240) -> float:
-    """vLLM's count of generated tokens (every engine) once it has not moved for `still_s`: several of Ray's
-    metric exports, so a generation still running would have moved it."""
+def generated_tokens_once_still(metrics_url: str, still_s: float = 10, timeout_s: float = 240) -> float:
+    """vLLM's count of generated tokens (every engine) once it has not moved for `still_s`: five of Ray's metric
+    exports in this session (tests/conftest.py), so a generation still running would have moved it."""
     deadline = time.monotonic() + timeout_s
     seen, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -116,7 +116,7 @@ def generated_tokens_once_still(metrics_url: str, still_s: float = 25, timeout_s
             seen, since = count, time.monotonic()
         elif time.monotonic() - since >= still_s:
             return count
-        time.sleep(2)
+        time.sleep(1)
     raise AssertionError(f"the engines were still generating after {timeout_s:g} s: {seen} tokens")
 
 
