@@ -53,7 +53,12 @@ def error_response(
     return JSONResponse(error_body(message, type_, param).model_dump(), status_code=status, headers=headers)
 
 
-async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+# The tag of the OpenAI routes, which answer an invalid request 400 as OpenAI and vLLM do (the others 422, as
+# FastAPI does).
+OPENAI_TAG = "openai"
+
+
+async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     # A body that is not JSON at all is the client's transport mistake (400, as OpenAI answers), not a field's.
     unparsable = [e for e in exc.errors() if e["type"] == "json_invalid"]
     if unparsable:
@@ -69,7 +74,8 @@ async def validation_error(_: Request, exc: RequestValidationError) -> JSONRespo
         field = ".".join(str(p) for p in loc) or "body"
         fields.append(field)
         problems.append(f"{field}: {err['msg']}")
-    return error_response(422, "; ".join(problems), param=fields[0] if fields else None)
+    status = 400 if OPENAI_TAG in getattr(request.scope.get("route"), "tags", ()) else 422
+    return error_response(status, "; ".join(problems), param=fields[0] if fields else None)
 
 
 async def http_error(request: Request, exc: HTTPException) -> JSONResponse:

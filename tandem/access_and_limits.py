@@ -33,6 +33,7 @@ class AccessAndLimits(BaseSettings):
     llm_max_queued_requests: int = Field(default=64, ge=-1)
     llm_request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of an OpenAI request's LLM work; "
                                          "past it the client gets 504 and the call is cancelled.")
+    llm_max_n: int = Field(default=16, ge=1, description="Most choices (`n`) one OpenAI request may ask for.")
     @field_validator("route_max_ongoing_requests")
     @classmethod
     def _routes(cls, limits: dict[str, int]) -> dict[str, int]:

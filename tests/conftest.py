@@ -47,6 +47,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "own_cluster: starts its own Ray cluster, so runs before the shared one")
 
 
+def active_artifact(pg_url: str, pipeline: str) -> str:
+    """Where the active version of `pipeline` keeps its artifact."""
+    import asyncpg
+
+    async def fetch() -> str:
+        conn = await asyncpg.connect(pg_url)
+        try:
+            return await conn.fetchval(
+                "SELECT artifact_path FROM model_versions WHERE pipeline = $1 AND status = 'active'", pipeline
+            )
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
 def wait_for_version(http: httpx.Client, version: str, pipeline: str = "lrurec", timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while http.get("/readyz").json()["models"].get(pipeline) != version:

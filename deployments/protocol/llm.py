@@ -51,3 +51,10 @@ class Generated(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     finished: bool = False
+
+
+class OpenAIAnswer(BaseModel):
+    """The first item of an OpenAI route's answer from the LLM deployment (vLLM's serving layer): the JSON body,
+    or None when server-sent events follow (each a `data: …` line, the last `data: [DONE]`)."""
+
+    body: dict | None = None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 Mode = Literal["dense", "sparse", "hybrid"]
 MAX_QUERY_CHARS = 2000
+MAX_EMBEDDING_INPUTS = 256
+MAX_EMBEDDING_CHARS = 20_000
 
 
 class RetrieveRequest(BaseModel):
@@ -60,3 +62,44 @@ class QAResponse(BaseModel):
     adapter_version: str | None
     mode: Mode
     fallback: str | None = None
+
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings request, served by the active DPR encoders."""
+
+    model: str = Field(description="`dpr-question` (the question encoder) or `dpr-passage` (the passage encoder).")
+    input: str | list[str] = Field(description="A text or a list of texts; each is truncated to the encoder's "
+                                   "token limit, as the retriever truncates it.")
+    encoding_format: Literal["float", "base64"] = Field(
+        default="float", description="`base64`: little-endian float32, what the OpenAI clients ask for.")
+    dimensions: int | None = Field(default=None, description="Only the encoder's own dimension is served.")
+    user: str | None = None
+
+    @field_validator("input")
+    @classmethod
+    def texts(cls, value: str | list[str]) -> str | list[str]:
+        texts = [value] if isinstance(value, str) else value
+        if not 1 <= len(texts) <= MAX_EMBEDDING_INPUTS:
+            raise ValueError(f"give between 1 and {MAX_EMBEDDING_INPUTS} texts, not {len(texts)}")
+        if any(not t.strip() or len(t) > MAX_EMBEDDING_CHARS for t in texts):
+            raise ValueError(f"every text must be non-blank and at most {MAX_EMBEDDING_CHARS} characters")
+        return value
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage

@@ -1,59 +1,56 @@
-"""The OpenAI-compatible routes of the LLM: models, completions and chat completions, streamed or not."""
+"""The OpenAI API: models, completions and chat completions answered by vLLM's own serving layer in the LLM
+deployment (the request's JSON is forwarded as sent), and embeddings from the active DPR encoders."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
+from typing import Any
 
-from fastapi import APIRouter
-from ray.serve.handle import DeploymentResponseGenerator
+from fastapi import APIRouter, Body
+from fastapi.responses import JSONResponse
 
-from deployments.http_errors import error_body, error_response
-from deployments.pipelines.calls import call
+from deployments.http_errors import OPENAI_TAG, error_body, error_response
+from deployments.pipelines.calls import call, streamed
 from deployments.pipelines.services import Services
-from deployments.protocol.openai import (
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-)
+from deployments.protocol.llm import OpenAIAnswer
+from deployments.protocol.retrieval import EmbeddingRequest, EmbeddingResponse
 from deployments.protocol.service_error import ServiceError
-from deployments.routes.common import (
-    STREAMED,
-    EventStream,
-    Served,
-    allowed,
-    answered,
-    errors,
-    needs,
-    service_error_response,
-)
+from deployments.routes.common import STREAMED, EventStream, Served, allowed, answered, errors, needs
 
-router = APIRouter(prefix="/v1", tags=["llm"], dependencies=[allowed("inference"), needs("llm")],
-                   responses=errors(401, 403))
+router = APIRouter(prefix="/v1", tags=[OPENAI_TAG], dependencies=[allowed("inference")], responses=errors(401, 403))
+
+OPENAI_BODY = Body(description="The request as OpenAI's API reference describes it, with vLLM's extra sampling "
+                               "fields; validated by vLLM's own protocol models.",
+                   openapi_examples={"greedy": {"value": {"prompt": "The capital of France is", "max_tokens": 8,
+                                                          "temperature": 0}}})
 
 
-@router.get("/models", summary="Models served, OpenAI shape: the base model and `base:adapter` for each adapter.")
+@router.get("/models", dependencies=[needs("llm")],
+            summary="The base model and, as `base:adapter` with the base as parent, each LoRA adapter served.")
 async def models(services: Served) -> dict:
-    names = await call(services.llm.models)
-    return {"object": "list", "data": [{"id": n, "object": "model", "owned_by": "tandem"} for n in names]}
+    return await call(services.llm.openai_models)
 
 
-@router.post("/chat/completions", response_model=ChatCompletionResponse,
-             responses=errors(400, 404, 422, 504) | STREAMED,
-             summary="OpenAI-compatible chat completion with the model's chat template; `stream: true` for events.")
-async def chat_completions(request: ChatCompletionRequest, services: Served):
-    if request.stream:
-        return await events_of(services.llm.options(stream=True).chat_stream.remote(request), services)
-    return await within_deadline(call(services.llm.chat, request), services)
+@router.post("/completions", dependencies=[needs("llm")], responses=errors(400, 404, 504) | STREAMED,
+             summary="OpenAI completions (vLLM's serving layer); `stream: true` answers with server-sent events.")
+async def completions(services: Served, body: dict[str, Any] = OPENAI_BODY):
+    return await answer_from_llm(services, "completions", body)
 
 
-@router.post("/completions", response_model=CompletionResponse, responses=errors(400, 404, 422, 504) | STREAMED,
-             summary="OpenAI-compatible text completion; `stream: true` returns server-sent events.")
-async def completions(request: CompletionRequest, services: Served):
-    if request.stream:
-        return await events_of(services.llm.options(stream=True).completions_stream.remote(request), services)
-    return await within_deadline(call(services.llm.completions, request), services)
+@router.post("/chat/completions", dependencies=[needs("llm")], responses=errors(400, 404, 504) | STREAMED,
+             summary="OpenAI chat completions with the model's chat template (vLLM's serving layer); "
+                     "`stream: true` answers with server-sent events.")
+async def chat_completions(services: Served, body: dict[str, Any] = OPENAI_BODY):
+    return await answer_from_llm(services, "chat/completions", body)
+
+
+@router.post("/embeddings", dependencies=[needs("retriever")], response_model=EmbeddingResponse,
+             responses=errors(400, 404, 503),
+             summary="OpenAI embeddings from the active DPR encoders: `dpr-question` or `dpr-passage`, the vectors "
+                     "the retriever searches with.")
+async def embeddings(request: EmbeddingRequest, services: Served):
+    return answered(await call(services.retriever.embed, request))
 
 
 def past_deadline(services: Services) -> str:
@@ -61,47 +58,36 @@ def past_deadline(services: Services) -> str:
             "its work was stopped")
 
 
-async def within_deadline(work: Awaitable, services: Services):
-    """The answer, or 504 past the deadline. Cancelling the handle call cancels the request in the LLM replica,
-    and vLLM aborts a cancelled request: its slot in the batch goes to the next one."""
-    try:
-        return answered(await asyncio.wait_for(work, services.settings.llm_request_timeout_s))
-    except asyncio.TimeoutError:
-        return error_response(504, past_deadline(services), "timeout")
-
-
-async def events_of(chunks: DeploymentResponseGenerator, services: Services):
-    """Server-sent events from a streaming handle call, ended (and the engine request stopped) at the deadline or
-    when the client goes away."""
+async def answer_from_llm(services: Services, route: str, body: dict[str, Any]):
+    """The LLM deployment's answer: JSON, an error with its status, or server-sent events. Past the deadline, or
+    when the client goes away, the call is cancelled in the replica and vLLM aborts the request."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + services.settings.llm_request_timeout_s
+    items = streamed(services.llm.options(stream=True).openai.remote(route, body))
 
-    async def next_chunk():
-        # Per chunk, not around the generator below: a timeout must not fire while it waits at a `yield`.
-        return await asyncio.wait_for(chunks.__anext__(), max(deadline - loop.time(), 0))
+    async def next_item():
+        # Per item, not around the generator below: a timeout must not fire while it waits at a `yield`.
+        return await asyncio.wait_for(anext(items), max(deadline - loop.time(), 0))
 
-    # Look at the first chunk before answering, so a rejected request still gets its 4xx status.
     try:
-        first = await next_chunk()
+        first: OpenAIAnswer | ServiceError = await next_item()
     except TimeoutError:
-        chunks.cancel()
+        await items.aclose()
         return error_response(504, past_deadline(services), "timeout")
-    if isinstance(first, ServiceError):
-        return service_error_response(first)
+    if isinstance(first, ServiceError) or first.body is not None:
+        await items.aclose()
+        return answered(first) if isinstance(first, ServiceError) else JSONResponse(first.body)
 
     async def events() -> AsyncIterator[str]:
-        chunk = first
         try:
-            while not isinstance(chunk, ServiceError):
-                yield f"data: {chunk.model_dump_json()}\n\n"
-                chunk = await next_chunk()
-            yield f"data: {error_body(chunk.message, chunk.type, chunk.param).model_dump_json()}\n\n"
+            while True:
+                yield await next_item()
         except StopAsyncIteration:
             pass
         except TimeoutError:
             yield f"data: {error_body(past_deadline(services), 'timeout').model_dump_json()}\n\n"
-        finally:  # the deadline, or a client that went away (the response is cancelled): stop the engine's work
-            chunks.cancel()
-        yield "data: [DONE]\n\n"
+            yield "data: [DONE]\n\n"
+        finally:
+            await items.aclose()
 
     return EventStream(events())

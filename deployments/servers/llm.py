@@ -11,14 +11,7 @@ from ray.serve.metrics import Counter, Histogram
 
 from db.pool import Database
 from db.registry import ModelVersion
-from deployments.protocol.llm import AdapterChanged, Generate, Generated, LabelScores, ScoreLabels
-from deployments.protocol.openai import (
-    ChatCompletionChunk,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    CompletionRequest,
-    CompletionResponse,
-)
+from deployments.protocol.llm import AdapterChanged, Generate, Generated, LabelScores, OpenAIAnswer, ScoreLabels
 from deployments.protocol.service_error import ServiceError
 from deployments.servers.engine_turns import EngineTurns
 from deployments.servers.llm_engine import LLMEngine
@@ -57,6 +50,10 @@ class LLMServer:
             boundaries=[0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
             tag_keys=("kind",),
         )
+        # Imported here: vLLM's serving layer imports torch, and the app's builder imports this module.
+        from deployments.servers.openai_frontend import OpenAIFrontend
+
+        self.openai_frontend = OpenAIFrontend(self.engine, settings.llm_path)
         self.merged = MergedEngines(settings, self.turns)
         self.adapters = ActiveAdapters(
             Database(settings.database_url, min_size=1, max_size=2), ADAPTERS, self._load_adapter,
@@ -71,9 +68,7 @@ class LLMServer:
     def _record(self, kind: str, started: float, result) -> None:
         self.latency.observe(time.monotonic() - started, tags={"kind": kind})
         self.requests.inc(tags={"kind": kind, "outcome": "rejected" if isinstance(result, ServiceError) else "ok"})
-        if (usage := getattr(result, "usage", None)) is not None:
-            self._count_tokens(kind, usage.prompt_tokens, usage.completion_tokens)
-        elif isinstance(result, LabelScores | Generated):
+        if isinstance(result, LabelScores | Generated):
             self._count_tokens(kind, result.prompt_tokens, getattr(result, "completion_tokens", 0))
 
     def _count_tokens(self, kind: str, prompt: int, completion: int) -> None:
@@ -81,36 +76,24 @@ class LLMServer:
             if count:
                 self.tokens.inc(count, tags={"kind": kind, "direction": direction})
 
-    async def completions(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
-        started = time.monotonic()
-        result = await self.engine.complete(request)
-        self._record("completion", started, result)
-        return result
-
-    async def _counted(self, kind: str, chunks: AsyncIterator) -> AsyncIterator:
-        started, outcome, first = time.monotonic(), "ok", True
-        async for chunk in chunks:
-            if isinstance(chunk, ServiceError):
+    async def openai(self, route: str, body: dict) -> AsyncIterator[OpenAIAnswer | ServiceError | str]:
+        """An OpenAI request (`completions` or `chat/completions`, its JSON as the client sent it) answered by
+        vLLM's serving layer: first the answer or its error, then a stream's events (`OpenAIFrontend.answer`)."""
+        kind = ("chat" if route == "chat/completions" else "completion") + ("_stream" if body.get("stream") else "")
+        started, outcome, events = time.monotonic(), "ok", 0
+        async for item in self.openai_frontend.answer(route, body):
+            if isinstance(item, ServiceError):
                 outcome = "rejected"
-            elif first:
-                self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
-                first = False
-            yield chunk
+            elif isinstance(item, OpenAIAnswer) and item.body is not None:
+                self.latency.observe(time.monotonic() - started, tags={"kind": kind})
+                if usage := item.body.get("usage"):
+                    self._count_tokens(kind, usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+            elif isinstance(item, str):
+                events += 1
+                if events == 1:
+                    self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
+            yield item
         self.requests.inc(tags={"kind": kind, "outcome": outcome})
-
-    async def completions_stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
-        async for chunk in self._counted("completion_stream", self.engine.stream(request)):
-            yield chunk
-
-    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
-        started = time.monotonic()
-        result = await self.engine.chat(request)
-        self._record("chat", started, result)
-        return result
-
-    async def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk | ServiceError]:
-        async for chunk in self._counted("chat_stream", self.engine.chat_stream(request)):
-            yield chunk
 
     def _adapter(self, name: str | None):
         """The adapter when it is served, else the base model: (LoRARequest or None, model name, adapter
@@ -177,8 +160,8 @@ class LLMServer:
             last = piece
         return last.model_copy(update={"text": "".join(text)})
 
-    def models(self) -> list[str]:
-        return self.engine.model_ids()
+    async def openai_models(self) -> dict:
+        return await self.openai_frontend.model_list()
 
     def adapter_versions(self) -> dict[str, str]:
         return {name: v.version for name, v in self.adapters.versions.items()}

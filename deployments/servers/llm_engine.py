@@ -1,37 +1,20 @@
-"""The vLLM engine behind one small contract: OpenAI-shaped completions, chat and label scoring in,
-results or errors out, on the base model or one of its LoRA adapters.
+"""The vLLM engine of an LLM replica: settings to engine arguments, adapters by name, label scoring and greedy
+text in token ids for the pipelines. OpenAI requests go through vLLM's own serving layer over the same engine
+(openai_frontend.py).
 
-vLLM's `AsyncLLM` does the batching (continuous batching across requests), the KV cache, the
-sampling and the LoRA slots; this module only maps settings to engine arguments, requests to
-sampling parameters and adapter names to `LoRARequest`s. It is imported inside the LLM deployment,
-because building an engine starts worker processes.
+vLLM's `AsyncLLM` does the batching (continuous batching across requests), the KV cache, the sampling and the
+LoRA slots. It is imported inside the LLM deployment, because building an engine starts worker processes.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import TYPE_CHECKING
 
-from deployments.protocol.openai import (
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletionChunk,
-    ChatCompletionRequest,
-    ChatCompletionResponse,
-    ChatDelta,
-    ChatMessage,
-    CompletionChoice,
-    CompletionLogprobs,
-    CompletionRequest,
-    CompletionResponse,
-    SamplingFields,
-    Usage,
-)
-from deployments.protocol.service_error import ServiceError
 from deployments.servers.engine_placement import cpu_threads_env, lower_engine_priority
 from deployments.servers.engine_turns import EngineTurns
 from tandem.settings import Settings
@@ -91,6 +74,8 @@ class LLMEngine:
         # The HF tokenizer renders chat templates and verbalizer prompts; vLLM is given token ids or text.
         self.tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
         os.environ.update(cpu_threads_env(settings))
+        # Read by vLLM when it checks a request's `n`; its own default (16,384) lets one request fill the engine.
+        os.environ["VLLM_MAX_N_SEQUENCES"] = str(settings.llm_max_n)
         self.engine = AsyncLLM.from_engine_args(engine_args(settings, lora), stat_loggers=stat_loggers)
         lower_engine_priority(settings)
         self.adapters: dict[str, LoRARequest] = {}
@@ -104,16 +89,15 @@ class LLMEngine:
         self.engine.shutdown()
 
     # --- adapters --------------------------------------------------------------------------------
-    def model_ids(self) -> list[str]:
-        return [self.model_name] + [f"{self.model_name}:{name}" for name in sorted(self.adapters)]
-
     async def load_adapter(self, name: str, path: str) -> None:
         """Load (or replace) adapter `name` in the running engine. Requests that started on the old
         weights finish on them: vLLM reloads an evicted adapter from its request's path."""
         from vllm.lora.request import LoRARequest
 
         lora_id = next(self._lora_ids)
-        request = LoRARequest(lora_name=f"{name}-{lora_id}", lora_int_id=lora_id, lora_path=path)
+        # Named as clients name it (`base:adapter`), which vLLM's serving layer reports in answers and /v1/models.
+        request = LoRARequest(lora_name=f"{self.model_name}:{name}", lora_int_id=lora_id, lora_path=path,
+                              base_model_name=self.model_name)
         await self.engine.add_lora(request)
         # One forward pass through the new weights before any request sees them: a broken adapter fails
         # here (and the old one keeps serving), and the first real request does not pay the warm-up.
@@ -126,37 +110,17 @@ class LLMEngine:
         ids = self.tokenizer.encode("warm-up", add_special_tokens=False)
         await self.label_logprobs(ids, ids[:1], lora)
 
-    def resolve(self, model: str | None) -> LoRARequest | None | ServiceError:
-        """`None` or the base name: the base model; `base:adapter`: that adapter; anything else: 404."""
-        if model in (None, self.model_name):
-            return None
-        base, _, adapter = model.partition(":")
-        if base == self.model_name and adapter in self.adapters:
-            return self.adapters[adapter]
-        return ServiceError(
-            status=404, type="not_found_error", param="model",
-            message=f"model '{model}' is not served here; available: {self.model_ids()}",
-        )
-
     # --- generation ------------------------------------------------------------------------------
-    @staticmethod
-    def _sampling_params(request: SamplingFields, logprobs: int | None = None) -> SamplingParams:
-        from vllm import SamplingParams
-
-        return SamplingParams(
-            n=request.n,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            max_tokens=request.max_tokens,
-            stop=request.stop,
-            seed=request.seed,
-            logprobs=logprobs,
-        )
-
-    async def _generate(self, prompt, params: SamplingParams, lora: LoRARequest | None) -> AsyncIterator:
+    async def generate(self, *args, **kwargs) -> AsyncIterator:
+        """vLLM's `generate`, once this engine's turn on the cores has come (`EngineTurns`). Closed before its end
+        (a consumer that stops reading), it closes vLLM's generator too, which aborts the request in the engine."""
         async with self.turns.turn(self.turn):
-            async for output in self.engine.generate(prompt, params, uuid.uuid4().hex, lora_request=lora):
-                yield output
+            async with aclosing(self.engine.generate(*args, **kwargs)) as outputs:
+                async for output in outputs:
+                    yield output
+
+    def _generate(self, prompt, params: SamplingParams, lora: LoRARequest | None) -> AsyncIterator:
+        return self.generate(prompt, params, uuid.uuid4().hex, lora_request=lora)
 
     async def _final(self, prompt, params: SamplingParams, lora: LoRARequest | None) -> Final:
         # With n > 1 an intermediate output may carry only some choices, so keep the latest of each.
@@ -176,78 +140,6 @@ class LLMEngine:
                 sent[c.index] = len(c.text)
                 if delta or c.finish_reason:
                     yield c, delta
-
-    @staticmethod
-    def _usage(outputs: list[Final]) -> Usage:
-        usage = Usage()
-        for prompt_ids, completions in outputs:
-            usage.prompt_tokens += len(prompt_ids)
-            usage.completion_tokens += sum(len(c.token_ids) for c in completions)
-        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
-        return usage
-
-    async def complete(self, request: CompletionRequest) -> CompletionResponse | ServiceError:
-        lora = self.resolve(request.model)
-        if isinstance(lora, ServiceError):
-            return lora
-        params = self._sampling_params(request, request.logprobs)
-        try:
-            outputs = await asyncio.gather(*(self._final(p, params, lora) for p in request.prompts))
-        except self.client_errors as exc:
-            return ServiceError(status=400, message=str(exc), param="prompt")
-        choices = [self._choice(i * request.n + c.index, c, c.text)
-                   for i, (_, completions) in enumerate(outputs) for c in completions]
-        return CompletionResponse(model=request.model or self.model_name, choices=choices, usage=self._usage(outputs))
-
-    async def stream(self, request: CompletionRequest) -> AsyncIterator[CompletionResponse | ServiceError]:
-        """One chunk per engine step and choice, carrying only the new text; streams one prompt at a time."""
-        lora = self.resolve(request.model)
-        if isinstance(lora, ServiceError):
-            yield lora
-            return
-        params = self._sampling_params(request, request.logprobs)
-        response_id, model = f"cmpl-{uuid.uuid4().hex}", request.model or self.model_name
-        try:
-            for i, prompt in enumerate(request.prompts):
-                async for c, delta in self._deltas(prompt, params, lora):
-                    choice = self._choice(i * request.n + c.index, c, delta)
-                    yield CompletionResponse(id=response_id, model=model, choices=[choice], usage=Usage())
-        except self.client_errors as exc:
-            yield ServiceError(status=400, message=str(exc), param="prompt")
-
-    def _chat_prompt(self, request: ChatCompletionRequest) -> str:
-        messages = [m.model_dump() for m in request.messages]
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-    async def chat(self, request: ChatCompletionRequest) -> ChatCompletionResponse | ServiceError:
-        lora = self.resolve(request.model)
-        if isinstance(lora, ServiceError):
-            return lora
-        try:
-            final = await self._final(self._chat_prompt(request), self._sampling_params(request), lora)
-        except self.client_errors as exc:
-            return ServiceError(status=400, message=str(exc), param="messages")
-        choices = [ChatChoice(index=c.index, message=ChatMessage(role="assistant", content=c.text),
-                              finish_reason=c.finish_reason) for c in final[1]]
-        return ChatCompletionResponse(model=request.model or self.model_name, choices=choices,
-                                      usage=self._usage([final]))
-
-    async def chat_stream(self, request: ChatCompletionRequest) -> AsyncIterator[ChatCompletionChunk | ServiceError]:
-        lora = self.resolve(request.model)
-        if isinstance(lora, ServiceError):
-            yield lora
-            return
-        response_id, model = f"chatcmpl-{uuid.uuid4().hex}", request.model or self.model_name
-        started: set[int] = set()
-        try:
-            async for c, delta in self._deltas(self._chat_prompt(request), self._sampling_params(request), lora):
-                role = None if c.index in started else "assistant"
-                started.add(c.index)
-                choice = ChatChunkChoice(index=c.index, delta=ChatDelta(role=role, content=delta),
-                                         finish_reason=c.finish_reason)
-                yield ChatCompletionChunk(id=response_id, model=model, choices=[choice])
-        except self.client_errors as exc:
-            yield ServiceError(status=400, message=str(exc), param="messages")
 
     async def greedy(self, prompt_ids: list[int], max_tokens: int | None, lora: LoRARequest | None,
                      schema: dict | None = None) -> AsyncIterator:
@@ -276,15 +168,3 @@ class LLMEngine:
         _, outputs = await self._final(TokensPrompt(prompt_token_ids=prompt_ids), params, lora)
         step = outputs[0].logprobs[0]  # {token id: Logprob} for the first (only) generated position
         return [step[t].logprob for t in label_ids]
-
-    @staticmethod
-    def _choice(index: int, c: CompletionOutput, text: str) -> CompletionChoice:
-        logprobs = None
-        if c.logprobs:
-            logprobs = CompletionLogprobs()
-            for token_id, step in zip(c.token_ids, c.logprobs, strict=True):
-                chosen = step.get(token_id)
-                logprobs.tokens.append(chosen.decoded_token if chosen else str(token_id))
-                logprobs.token_logprobs.append(chosen.logprob if chosen else None)
-                logprobs.top_logprobs.append({lp.decoded_token or str(t): lp.logprob for t, lp in step.items()})
-        return CompletionChoice(index=index, text=text, logprobs=logprobs, finish_reason=c.finish_reason)

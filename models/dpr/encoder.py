@@ -63,6 +63,11 @@ class DualEncoder(nn.Module):
     def dim(self) -> int:
         return self.passage_encoder.config.hidden_size
 
+    def token_count(self, texts: list[str], question: bool) -> int:
+        """Tokens the question (or passage) encoder reads of `texts`, each truncated as it is encoded."""
+        limit = self.max_question_tokens if question else self.max_passage_tokens
+        return sum(len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=limit)["input_ids"])
+
     def _tokens(self, texts: list[str], max_tokens: int) -> dict[str, torch.Tensor]:
         device = next(self.parameters()).device
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=max_tokens, return_tensors="pt")

@@ -1,16 +1,12 @@
-"""The Serve application over real HTTP: health, readiness, OpenAI completions from vLLM, errors, metrics."""
+"""The Serve application over real HTTP: health, readiness, errors, metrics (the OpenAI routes as the official client
+sees them: test_openai_sdk.py)."""
 
 from __future__ import annotations
-
-import json
 
 import httpx
 import pytest
 
-from tandem.settings import Settings
 from tests.prometheus import scrape, total, wait_for
-
-GREEDY = {"temperature": 0, "max_tokens": 8}
 
 
 def test_healthz(http: httpx.Client) -> None:
@@ -27,89 +23,6 @@ def test_readyz_reports_each_check(http: httpx.Client) -> None:
                               "keywords": "ok", "trainer": "ok"}
     assert {p["status"] for p in body["pipelines"].values()} == {"ready"} and "qa" in body["pipelines"]
     assert "lrurec" in body["models"] and "index" in body["models"]
-
-
-def test_models_lists_the_base_model(http: httpx.Client, settings: Settings) -> None:
-    ids = [m["id"] for m in http.get("/v1/models").json()["data"]]
-    assert ids == [settings.llm_name]
-
-
-def test_completion_knows_a_fact(http: httpx.Client, settings: Settings) -> None:
-    # Garbage weights (a botched GGUF conversion) would not continue this with Paris.
-    r = http.post("/v1/completions", json={"prompt": "The capital of France is", **GREEDY})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["object"] == "text_completion" and body["model"] == settings.llm_name
-    assert "Paris" in body["choices"][0]["text"]
-    usage = body["usage"]
-    assert usage["prompt_tokens"] == 5 and 1 <= usage["completion_tokens"] <= 8
-    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-
-
-def test_batch_of_prompts_and_n_choices_and_logprobs(http: httpx.Client) -> None:
-    r = http.post(
-        "/v1/completions",
-        json={
-            "prompt": ["One, two, three,", "Monday, Tuesday,"],
-            "max_tokens": 3,
-            "n": 2,
-            "temperature": 0.7,
-            "seed": 1,
-            "logprobs": 2,
-        },
-    )
-    assert r.status_code == 200, r.text
-    choices = r.json()["choices"]
-    assert sorted(c["index"] for c in choices) == [0, 1, 2, 3]
-    for c in choices:
-        lp = c["logprobs"]
-        assert len(lp["tokens"]) == len(lp["token_logprobs"]) == len(lp["top_logprobs"]) >= 1
-        assert all(x is not None and x <= 0 for x in lp["token_logprobs"])
-        assert all(1 <= len(top) <= 3 for top in lp["top_logprobs"])  # top 2, plus the chosen token
-
-
-def test_streaming_matches_the_non_streamed_text(http: httpx.Client) -> None:
-    body = {"prompt": "The capital of France is", **GREEDY}
-    expected = http.post("/v1/completions", json=body).json()["choices"][0]["text"]
-    pieces, done = [], False
-    with http.stream("POST", "/v1/completions", json={**body, "stream": True}) as r:
-        assert r.status_code == 200
-        assert r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if not line.startswith("data: "):
-                continue
-            if line == "data: [DONE]":
-                done = True
-                break
-            pieces.append(json.loads(line.removeprefix("data: "))["choices"][0]["text"])
-    assert done and len(pieces) > 1
-    assert "".join(pieces) == expected
-
-
-@pytest.mark.parametrize(
-    "body,status,field",
-    [
-        ({"max_tokens": 4}, 422, "prompt"),
-        ({"prompt": "hi", "max_tokens": -1}, 422, "max_tokens"),
-        ({"prompt": "hi", "max_tokens": 0}, 422, "max_tokens"),
-        ({"prompt": "", "max_tokens": 4}, 422, "prompt"),
-        ({"prompt": [], "max_tokens": 4}, 422, "prompt"),
-        ({"prompt": "hi", "temperature": 5}, 422, "temperature"),
-        ({"prompt": "hi", "model": "gpt-4"}, 404, "model"),
-        ({"prompt": "word " * 5000, "max_tokens": 4}, 400, "prompt"),
-    ],
-)
-def test_bad_requests_get_a_clear_4xx(http: httpx.Client, body: dict, status: int, field: str) -> None:
-    r = http.post("/v1/completions", json=body)
-    assert r.status_code == status, r.text
-    error = r.json()["error"]
-    assert error["param"] == field
-    assert field in error["message"] or (field == "prompt" and "context length" in error["message"])
-
-
-def test_bad_streaming_request_is_rejected_before_the_stream(http: httpx.Client) -> None:
-    r = http.post("/v1/completions", json={"prompt": "hi", "model": "nope", "stream": True})
-    assert r.status_code == 404 and "nope" in r.json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "says"), [

@@ -8,16 +8,20 @@ import asyncio
 import json
 import time
 import uuid
+from pathlib import Path
 
 import asyncpg
 import httpx
+import numpy as np
+import openai
 import pytest
 
 from db.importers import import_korquad
 from db.migrate import migrate
 from models.dpr.data import QARecord, split_by_document
+from models.dpr.encoder import DualEncoder
 from tandem.settings import Settings
-from tests.conftest import wait_for_run, wait_for_version
+from tests.conftest import ADMIN_KEY, active_artifact, wait_for_run, wait_for_version
 from training.options import DPROptions
 from training.retrieval import DPRRequest, run_dpr_training
 
@@ -183,3 +187,19 @@ def test_qa_adapter_trained_through_the_api_answers(http: httpx.Client, korquad,
     body = http.post("/v1/qa", json={"question": korquad[3].question, "max_tokens": 8}).json()
     assert body["answered"] and body["model"] == f"{settings.llm_name}:qa"
     assert body["adapter_version"] == run["model_version"]
+
+
+def test_embeddings_are_the_active_dpr_encoders(serve_app: str, dpr: dict, pg_url: str) -> None:
+    client = openai.OpenAI(base_url=f"{serve_app}/v1", api_key=ADMIN_KEY, max_retries=0)
+    texts = ["임진왜란은 몇 년에 일어났는가?", "이사화물 통관"]
+    encoder = DualEncoder.load(Path(active_artifact(pg_url, "dpr")))
+    for model, expected in (("dpr-question", encoder.encode_questions(texts)),
+                            ("dpr-passage", encoder.encode_passages(texts))):
+        done = client.embeddings.create(model=model, input=texts)
+        vectors = np.array([d.embedding for d in done.data])
+        assert done.model == model and [d.index for d in done.data] == [0, 1] and done.usage.prompt_tokens > 0
+        np.testing.assert_allclose(vectors, expected, atol=1e-4)
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+    with pytest.raises(openai.BadRequestError):
+        client.embeddings.create(model="dpr-question", input=[])

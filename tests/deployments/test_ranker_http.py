@@ -1,5 +1,5 @@
 """The LLM ranker over real HTTP: one-call training, the adapter in the running vLLM engine, the verbalizer's
-ranking checked against Hugging Face + peft, chat completions, fallback and failed runs."""
+ranking checked against Hugging Face + peft, the adapter as an OpenAI model, fallback and failed runs."""
 
 from __future__ import annotations
 
@@ -12,29 +12,17 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import openai
 import pytest
 import torch
 
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.settings import Settings
-from tests.conftest import AUTH, deploy_ingress, wait_for_run
+from tests.conftest import ADMIN_KEY, AUTH, active_artifact, deploy_ingress, wait_for_run
 from tests.prometheus import total, wait_for
 
 TINY_RANKER = {"pipeline": "ranker", "ranker": {"examples": 8, "eval_users": 8}}
-
-
-def active_artifact(pg_url: str, pipeline: str) -> str:
-    async def fetch() -> str:
-        conn = await asyncpg.connect(pg_url)
-        try:
-            return await conn.fetchval(
-                "SELECT artifact_path FROM model_versions WHERE pipeline = $1 AND status = 'active'", pipeline
-            )
-        finally:
-            await conn.close()
-
-    return asyncio.run(fetch())
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +48,16 @@ def test_train_runs_in_the_background_and_reports_progress_and_metrics(ranker_ru
                                                                                  "Recall@10"}
 
 
-def test_adapter_is_served_beside_the_base_model(http: httpx.Client, ranker_run: dict, settings: Settings) -> None:
-    body = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
-    base = http.post("/v1/completions", json=body)
-    adapted = http.post("/v1/completions", json={**body, "model": f"{settings.llm_name}:ranker"})
-    assert base.status_code == adapted.status_code == 200
-    assert adapted.json()["model"] == f"{settings.llm_name}:ranker"
-    missing = http.post("/v1/completions", json={**body, "model": f"{settings.llm_name}:nope"})
-    assert missing.status_code == 404
-    assert "nope" in missing.json()["error"]["message"] and f"{settings.llm_name}:ranker" in missing.text
+def test_adapter_is_served_beside_the_base_model(serve_app: str, ranker_run: dict, settings: Settings) -> None:
+    base, adapter = settings.llm_name, f"{settings.llm_name}:ranker"
+    with openai.OpenAI(base_url=f"{serve_app}/v1", api_key=ADMIN_KEY, max_retries=0) as client:
+        assert [(m.id, m.parent) for m in client.models.list().data if m.id == adapter] == [(adapter, base)]
+        asked = {"prompt": "The capital of France is", "max_tokens": 4, "temperature": 0}
+        assert client.completions.create(model=base, **asked).model == base
+        assert client.completions.create(model=adapter, **asked).model == adapter
+        with pytest.raises(openai.NotFoundError) as missing:
+            client.completions.create(model=f"{base}:nope", **asked)
+        assert f"{base}:nope" in missing.value.message
 
 
 def test_recommendations_are_the_verbalizer_ranking_of_lrurec_candidates(
@@ -146,28 +135,6 @@ def test_llm_over_budget_falls_back_to_lrurec_order(http: httpx.Client, impatien
     assert (body["ordered_by"], body["fallback"]) == ("lrurec", True) and "budget" in body["fallback_reason"]
     pool = http.post("/v1/candidates", json={"user_id": "1", "k": 5}).json()["candidates"]
     assert [i["item_id"] for i in body["items"]] == [c["item_id"] for c in pool]
-
-
-def test_chat_completions_stream_and_not(http: httpx.Client, settings: Settings) -> None:
-    # A question whose first token the model does not find close to a tie: vLLM computes in bf16.
-    body = {"messages": [{"role": "user", "content": "What is the capital of France? Answer in one word."}],
-            "max_tokens": 12,
-            "temperature": 0}
-    r = http.post("/v1/chat/completions", json=body)
-    assert r.status_code == 200, r.text
-    whole = r.json()
-    assert whole["object"] == "chat.completion" and whole["choices"][0]["message"]["role"] == "assistant"
-    assert "Paris" in whole["choices"][0]["message"]["content"] and whole["usage"]["completion_tokens"] > 0
-    chunks = []
-    with http.stream("POST", "/v1/chat/completions", json={**body, "stream": True}) as s:
-        for line in s.iter_lines():
-            if line.startswith("data: ") and line != "data: [DONE]":
-                chunks.append(json.loads(line[6:]))
-    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
-    streamed = "".join(c["choices"][0]["delta"]["content"] or "" for c in chunks)
-    assert streamed == whole["choices"][0]["message"]["content"]
-    assert http.post("/v1/chat/completions", json={**body, "model": "other"}).status_code == 404
-    assert http.post("/v1/chat/completions", json={**body, "messages": []}).status_code == 422
 
 
 def test_new_users_and_items_are_served_after_one_retrain_call(http: httpx.Client, trained: dict) -> None:

