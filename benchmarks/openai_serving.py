@@ -13,16 +13,14 @@ medians over the rounds. Start the stack first (`make run`), then:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
-from pathlib import Path
 
 from ops.stack import api_headers
 from tandem.settings import Settings
@@ -32,37 +30,54 @@ KEPT = ("request_throughput", "output_throughput", "median_ttft_ms", "p99_ttft_m
 
 
 def bench(base_url: str, model: str, tokenizer: str, args: argparse.Namespace, seed: int, api_key: str | None) -> dict:
-    """One run of vLLM's serving benchmark in a child process (it reads the key from OPENAI_API_KEY)."""
-    with tempfile.TemporaryDirectory() as out:
-        command = [sys.executable, "-m", "vllm.benchmarks.serve", "--backend", "openai", "--base-url", base_url,
-                   "--endpoint", "/v1/completions", "--model", model, "--tokenizer", tokenizer,
-                   "--dataset-name", "random", "--random-input-len", str(args.input_len),
-                   "--random-output-len", str(args.output_len), "--num-prompts", str(args.num_prompts),
-                   "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(seed),
-                   "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99",
-                   "--save-result", "--result-dir", out, "--result-filename", "result.json", "--disable-tqdm"]
-        env = os.environ | ({"OPENAI_API_KEY": api_key} if api_key else {})
-        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-        result = json.loads((Path(out) / "result.json").read_text())
+    """One run of vLLM's serving benchmark, as `vllm bench serve` runs it (it reads the key from OPENAI_API_KEY)."""
+    from vllm.benchmarks import serve
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser()
+    serve.add_cli_args(parser)
+    options = parser.parse_args([
+        "--backend", "openai", "--base-url", base_url, "--endpoint", "/v1/completions", "--model", model,
+        "--tokenizer", tokenizer, "--dataset-name", "random", "--random-input-len", str(args.input_len),
+        "--random-output-len", str(args.output_len), "--num-prompts", str(args.num_prompts),
+        "--max-concurrency", str(args.concurrency), "--ignore-eos", "--seed", str(seed),
+        "--percentile-metrics", "ttft,tpot,itl", "--metric-percentiles", "50,99", "--disable-tqdm"])
+    os.environ.pop("OPENAI_API_KEY", None)
+    if api_key:
+        os.environ["OPENAI_API_KEY"] = api_key
+    with contextlib.redirect_stdout(sys.stderr):
+        result = serve.main(options)
+    if result["completed"] < args.num_prompts:
+        raise RuntimeError(f"{base_url}: {result['completed']} of {args.num_prompts} requests completed")
     return {k: round(result[k], 3) if isinstance(result[k], float) else result[k] for k in KEPT}
 
 
-@contextmanager
+def serve_bare(port: int) -> None:
+    """vLLM's own API server (what `vllm serve` runs) over the engine arguments of Tandem's LLM deployment,
+    LoRA included, so that the two servers differ only in the serving layer around the engine."""
+    from dataclasses import fields
+
+    import uvloop
+    from vllm.entrypoints.launchers.api_server.entry import run_server
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from deployments.servers.llm_engine import engine_args
+
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args(["--port", str(port)])
+    engine = engine_args(Settings())
+    for field in fields(engine):
+        setattr(args, field.name, getattr(engine, field.name))
+    uvloop.run(run_server(args))
+
+
+@contextlib.contextmanager
 def bare_vllm(settings: Settings, port: int):
-    """`vllm serve` of Tandem's model folder with the engine arguments of its LLM deployment."""
+    """The bare server in a child process, placed on the cores as Tandem's engine is."""
     from deployments.servers.engine_placement import cpu_threads_env
 
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", settings.llm_path,
-               "--served-model-name", settings.llm_name, "--port", str(port), "--dtype", settings.llm_dtype,
-               "--max-model-len", str(settings.llm_max_model_len),
-               "--max-num-batched-tokens", str(settings.llm_max_num_batched_tokens),
-               "--kv-cache-memory-bytes", str(int(settings.llm_kv_cache_gib * 2**30)), "--disable-log-requests"]
-    if settings.llm_enforce_eager:
-        command.append("--enforce-eager")
-    if not settings.llm_enable_prefix_caching:
-        command.append("--no-enable-prefix-caching")
-    server = subprocess.Popen(command, env=os.environ | cpu_threads_env(settings), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(port)],
+                              env=os.environ | cpu_threads_env(settings), stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 600
         while True:
@@ -71,7 +86,7 @@ def bare_vllm(settings: Settings, port: int):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the bare vLLM server did not start") from None
+                    raise RuntimeError("the bare vLLM server did not start (its log is above)") from None
                 time.sleep(2)
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -89,7 +104,11 @@ def main() -> None:
     parser.add_argument("--output-len", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help="run the bare server (a child of this)")
     args = parser.parse_args()
+    if args.serve_bare:
+        serve_bare(args.serve_bare)
+        return
     settings = Settings()
     key = api_headers().get("Authorization", "").removeprefix("Bearer ") or None
     runs: dict[str, list[dict]] = {"tandem": [], "bare_vllm": []}

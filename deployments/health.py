@@ -13,9 +13,8 @@ import logging
 from datetime import datetime
 
 from pydantic import BaseModel, Field
-from ray import serve
+from ray.serve.context import _get_global_client
 from ray.serve.handle import DeploymentHandle
-from ray.serve.schema import ServeStatus
 
 from db.bootstrap import BootstrapStep
 from tandem.pipelines import PIPELINES, Pipeline
@@ -32,18 +31,27 @@ class DeploymentDown(Exception):
         self.deployment, self.reason = deployment, reason
 
 
-def problems(status: ServeStatus, targets: dict[str, tuple[str, str]]) -> dict[str, str]:
+def serve_details() -> dict:
+    """The controller's view of applications, deployments and replicas, as the dict it sends. `serve.status()`
+    makes the same call and then builds its schema, which cloudpickles every deployment's request router class:
+    ~12x the time, a steady few percent of a core in the ingress at this refresh rate (docs/benchmarks.md)."""
+    client = _get_global_client(raise_if_no_controller_running=False)
+    return client.get_serve_details() if client else {}
+
+
+def problems(details: dict, targets: dict[str, tuple[str, str]]) -> dict[str, str]:
     """Why each deployment cannot take requests; those that can are left out. `targets` maps our name for a
     deployment to its (application, deployment) in Serve."""
     found = {}
     for name, (app_name, deployment_name) in targets.items():
-        app = status.applications.get(app_name)
-        deployment = app.deployments.get(deployment_name) if app else None
+        app = details.get("applications", {}).get(app_name)
+        deployment = app["deployments"].get(deployment_name) if app else None
         if deployment is None:
             found[name] = f"{deployment_name} is not deployed in application {app_name!r}"
-        elif deployment.replica_states.get("RUNNING", 0) == 0:
-            detail = f": {deployment.message}" if deployment.message else ""
-            found[name] = f"{deployment_name} has no running replica ({deployment.status}{detail})"
+        elif not any(replica["state"] == "RUNNING" for replica in deployment["replicas"]):
+            status = getattr(deployment["status"], "value", deployment["status"])
+            detail = f": {deployment['message']}" if deployment["message"] else ""
+            found[name] = f"{deployment_name} has no running replica ({status}{detail})"
     return found
 
 
@@ -62,8 +70,8 @@ class DeploymentStates:
     async def _watch(self) -> None:
         while True:
             try:
-                # serve.status() blocks on the controller; a thread keeps this replica's event loop free.
-                self.problems = problems(await asyncio.to_thread(serve.status), self.targets)
+                # The call blocks on the controller; a thread keeps this replica's event loop free.
+                self.problems = problems(await asyncio.to_thread(serve_details), self.targets)
             except Exception as exc:  # the controller restarting: keep the last known states
                 log.warning("deployment states unavailable", extra={"error": str(exc)})
             await asyncio.sleep(self.refresh_s)

@@ -34,6 +34,10 @@ class AccessAndLimits(BaseSettings):
     llm_request_timeout_s: float = Field(default=120.0, gt=0, description="Deadline of an OpenAI request's LLM work; "
                                          "past it the client gets 504 and the call is cancelled.")
     llm_max_n: int = Field(default=16, ge=1, description="Most choices (`n`) one OpenAI request may ask for.")
+    llm_stream_interval_ms: float = Field(default=50.0, ge=0, description="A stream's events after its first are "
+                                          "sent in batches, one per this interval (0: each at once), as Ray Serve "
+                                          "LLM does: fewer wakeups of the serving processes, more compute for the "
+                                          "engine on a CPU node.")
     @field_validator("route_max_ongoing_requests")
     @classmethod
     def _routes(cls, limits: dict[str, int]) -> dict[str, int]:

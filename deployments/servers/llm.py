@@ -17,6 +17,7 @@ from deployments.servers.engine_turns import EngineTurns
 from deployments.servers.llm_engine import LLMEngine
 from deployments.servers.merged_engines import MergedEngines
 from deployments.servers.model_watch import ActiveAdapters
+from deployments.servers.stream_batches import batched_events
 from deployments.telemetry import LATENCY_BOUNDARIES, replica_logs
 from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings
@@ -33,6 +34,7 @@ class LLMServer:
         self.turns = EngineTurns()
         self.engine = LLMEngine(settings, turns=self.turns)
         self.model_name = self.engine.model_name
+        self.stream_interval_s = settings.llm_stream_interval_ms / 1000
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones
         log.info(
             "llm engine ready", extra={"model": settings.llm_path, "seconds": round(time.monotonic() - started, 1)}
@@ -81,7 +83,8 @@ class LLMServer:
         vLLM's serving layer: first the answer or its error, then a stream's events (`OpenAIFrontend.answer`)."""
         kind = ("chat" if route == "chat/completions" else "completion") + ("_stream" if body.get("stream") else "")
         started, outcome, events = time.monotonic(), "ok", 0
-        async for item in self.openai_frontend.answer(route, body):
+        answer = self.openai_frontend.answer(route, body)
+        async for item in batched_events(answer, self.stream_interval_s):
             if isinstance(item, ServiceError):
                 outcome = "rejected"
             elif isinstance(item, OpenAIAnswer) and item.body is not None:
