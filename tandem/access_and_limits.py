@@ -49,6 +49,9 @@ class AccessAndLimits(BaseSettings):
     # ingress), they leave those a core when a request arrives (docs/benchmarks.md, "Overload").
     llm_engine_nice: int = Field(default=4, ge=0, le=19, description="How much lower than the serving processes the "
                                  "LLM engine's threads run on the CPU (device cpu; 0: the same).")
+    llm_turn_slice_s: float = Field(default=0.5, gt=0, description="Where merged adapter engines serve beside the "
+                                    "base engine (CPU): how long the base engine computes before a request for "
+                                    "another engine may pause its generations.")
     candidates_max_ongoing_requests: int = Field(default=128, ge=1)
     candidates_max_queued_requests: int = Field(default=256, ge=-1)
     retriever_max_ongoing_requests: int = Field(default=128, ge=1)

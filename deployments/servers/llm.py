@@ -31,8 +31,11 @@ class LLMServer:
         replica_logs()
         started = time.monotonic()
         # The engines of a replica (this one and merged copies of adapters) take turns on the cores.
-        self.turns = EngineTurns()
+        self.turns = EngineTurns(settings.llm_turn_slice_s)
         self.engine = LLMEngine(settings, turns=self.turns)
+        # Its generations run for seconds; an adapter's merged engine (a ranking: one forward pass) need not wait
+        # for them to end.
+        self.turns.pausable(self.engine.turn, self.engine.pause, self.engine.resume)
         self.model_name = self.engine.model_name
         self.stream_interval_s = settings.llm_stream_interval_ms / 1000
         await self.engine.warm_up()  # the first forward pass is several times slower than the next ones

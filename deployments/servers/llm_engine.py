@@ -110,6 +110,13 @@ class LLMEngine:
         ids = self.tokenizer.encode("warm-up", add_special_tokens=False)
         await self.label_logprobs(ids, ids[:1], lora)
 
+    async def pause(self) -> None:
+        """Stop computing after the current step; the requests in flight stay, frozen with their KV cache."""
+        await self.engine.pause_generation(mode="keep", clear_cache=False)
+
+    async def resume(self) -> None:
+        await self.engine.resume_generation()
+
     # --- generation ------------------------------------------------------------------------------
     async def generate(self, *args, **kwargs) -> AsyncIterator:
         """vLLM's `generate`, once this engine's turn on the cores has come (`EngineTurns`). Closed before its end

@@ -59,3 +59,74 @@ async def test_a_cancelled_waiter_does_not_hold_the_turn() -> None:
             pass
     release.set()
     await holder
+
+
+class PausableEngine:
+    """Generations that advance only while the engine is not paused, as vLLM's do under `pause_generation(keep)`."""
+
+    def __init__(self, turns: EngineTurns) -> None:
+        self.turns, self.paused, self.switches = turns, False, []
+        self.others_computing = self.generating = 0
+        turns.pausable("base", self.pause, self.resume)
+
+    async def pause(self) -> None:
+        await asyncio.sleep(0.005)  # an engine stops after its current step
+        self.paused = True
+        self.switches.append("pause")
+
+    async def resume(self) -> None:
+        self.paused = False
+        self.switches.append("resume")
+
+    async def generate(self, work_s: float) -> None:
+        async with self.turns.turn("base"):
+            self.generating += 1
+            done = 0.0
+            while done < work_s:
+                await asyncio.sleep(0.01)
+                if not self.paused:
+                    assert self.others_computing == 0  # never two engines computing at once
+                    done += 0.01
+            self.generating -= 1
+
+    async def other(self, seconds: float) -> float:
+        started = asyncio.get_running_loop().time()
+        async with self.turns.turn("ranker"):
+            assert self.paused or self.generating == 0
+            self.others_computing += 1
+            await asyncio.sleep(seconds)
+            self.others_computing -= 1
+        return asyncio.get_running_loop().time() - started
+
+
+async def test_a_long_generation_is_paused_for_a_short_request_and_finishes_its_work() -> None:
+    turns = EngineTurns(slice_s=0.1)
+    engine = PausableEngine(turns)
+    generations = [asyncio.create_task(engine.generate(1.0)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    waits = []
+    for _ in range(4):
+        waits.append(await engine.other(0.05))
+        await asyncio.sleep(0.15)
+    await asyncio.gather(*generations)
+    # Without pausing, each would have waited for the generations' remaining ~0.8 s.
+    assert max(waits) < 0.3, waits
+    assert engine.switches == ["pause", "resume"] * 4 and not engine.paused
+    assert turns.in_flight == 0 and turns.paused == []
+
+
+async def test_a_paused_engine_gets_its_slices_while_short_requests_keep_coming() -> None:
+    turns = EngineTurns(slice_s=0.1)
+    engine = PausableEngine(turns)
+    generation = asyncio.create_task(engine.generate(0.5))
+    await asyncio.sleep(0.05)
+
+    async def client() -> None:
+        while not generation.done():
+            await engine.other(0.03)
+
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(generation, client(), client())
+    # 0.5 s of its own work in slices of >= 0.1 s, between the short requests' turns: not starved.
+    assert asyncio.get_running_loop().time() - started < 2.0
+    assert engine.switches.count("pause") >= 2 and engine.switches[-1] == "resume"

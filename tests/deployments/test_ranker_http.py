@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
@@ -97,19 +98,49 @@ def assert_peft_ranking(body: dict, found: dict, settings: Settings, pg_url: str
     assert all(expected[i] >= fifth - 0.3 for i in served), (served, expected)
 
 
-def test_on_cpu_the_ranker_is_served_merged_with_the_same_ranking(
-    http: httpx.Client, ranker_run: dict, settings: Settings, pg_url: str
-) -> None:
+def served_merged(http: httpx.Client) -> dict:
+    """A recommendation once the merged ranker engine has taken over from the LoRA adapter."""
     deadline = time.monotonic() + 180
     while (body := http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json())[
             "adapter_served_as"] != "merged":
         assert body["adapter_served_as"] == "lora", body  # the LoRA adapter serves until the merged engine is up
         assert time.monotonic() < deadline, "the merged ranker engine never took over"
         time.sleep(2)
+    return body
+
+
+def test_on_cpu_the_ranker_is_served_merged_with_the_same_ranking(
+    http: httpx.Client, ranker_run: dict, settings: Settings, pg_url: str
+) -> None:
+    body = served_merged(http)
     assert body["model_versions"]["ranker"] == http.get("/readyz").json()["models"]["ranker"]
     found = http.post("/v1/candidates", json={"user_id": "1", "k": settings.ranker_candidates,
                                               "include_history": settings.verbalizer_max_history}).json()
     assert_peft_ranking(body, found, settings, pg_url)
+
+
+def test_a_ranking_does_not_wait_for_long_generations(
+    http: httpx.Client, serve_app: str, ranker_run: dict, settings: Settings
+) -> None:
+    """The merged ranker engine pauses the base engine's generations for its forward pass instead of waiting for
+    them to end; they then finish their work."""
+    served_merged(http)
+
+    def generate() -> tuple[float, int]:
+        with openai.OpenAI(base_url=f"{serve_app}/v1", api_key=ADMIN_KEY, max_retries=0) as client:
+            done = client.completions.create(model=settings.llm_name, prompt="Once upon a time", max_tokens=150,
+                                             temperature=0, extra_body={"ignore_eos": True})
+        return time.monotonic(), done.usage.completion_tokens
+
+    with ThreadPoolExecutor(4) as pool:
+        generations = [pool.submit(generate) for _ in range(4)]
+        time.sleep(2)  # they are decoding now
+        body = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
+        ranked = time.monotonic()
+        ended = [g.result() for g in generations]
+    assert (body["adapter_served_as"], body["fallback"]) == ("merged", False), body
+    assert [tokens for _, tokens in ended] == [150] * 4
+    assert ranked < min(end for end, _ in ended), "the ranking waited for the generations to end"
 
 
 def test_recommendation_errors_are_4xx(http: httpx.Client, ranker_run: dict) -> None:
