@@ -179,8 +179,9 @@ def replica_counts(metrics_url: str) -> dict[str, int]:
 async def watch_replicas(metrics_url: str, started: float, run: Run) -> None:
     while True:
         try:
-            counts = await asyncio.to_thread(replica_counts, metrics_url)
-            run.replicas.append((time.monotonic() - started, counts))
+            # A scrape between two of Ray's exports can carry no Serve gauge at all: unknown, not zero replicas.
+            if counts := await asyncio.to_thread(replica_counts, metrics_url):
+                run.replicas.append((time.monotonic() - started, counts))
         except httpx.HTTPError as exc:
             log.warning("metrics endpoint unreachable", extra={"error": str(exc)})
         await asyncio.sleep(REPLICA_POLL_S)
