@@ -179,9 +179,11 @@ def replica_counts(metrics_url: str) -> dict[str, int]:
 async def watch_replicas(metrics_url: str, started: float, run: Run) -> None:
     while True:
         try:
-            # A scrape between two of Ray's exports can carry no Serve gauge at all: unknown, not zero replicas.
-            if counts := await asyncio.to_thread(replica_counts, metrics_url):
-                run.replicas.append((time.monotonic() - started, counts))
+            # A scrape carries the gauges of the processes that have exported since the last one: a deployment
+            # missing from it keeps its last known count rather than dropping to zero.
+            counts = await asyncio.to_thread(replica_counts, metrics_url)
+            known = run.replicas[-1][1] if run.replicas else {}
+            run.replicas.append((time.monotonic() - started, known | counts))
         except httpx.HTTPError as exc:
             log.warning("metrics endpoint unreachable", extra={"error": str(exc)})
         await asyncio.sleep(REPLICA_POLL_S)

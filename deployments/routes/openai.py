@@ -66,8 +66,10 @@ async def answer_from_llm(services: Services, route: str, body: dict[str, Any]):
     items = streamed(services.llm.options(stream=True).openai.remote(route, body))
 
     async def next_item():
-        # Per item, not around the generator below: a timeout must not fire while it waits at a `yield`.
-        return await asyncio.wait_for(anext(items), max(deadline - loop.time(), 0))
+        # Per item, not around the generator below: a timeout must not fire while it waits at a `yield`. A
+        # timeout scope, not `wait_for`, which would start a task for every streamed event.
+        async with asyncio.timeout_at(deadline):
+            return await anext(items)
 
     try:
         first: OpenAIAnswer | ServiceError = await next_item()

@@ -10,7 +10,6 @@ no longer returned. Each change builds a new `Retriever` that is swapped in with
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 from collections.abc import Awaitable
@@ -29,10 +28,8 @@ from db.pool import Database
 from deployments.protocol.books import BookSearchRequest, BookSearchResponse, CatalogueHit
 from deployments.protocol.keywords import KeywordsResponse
 from deployments.protocol.retrieval import (
-    Embedding,
     EmbeddingRequest,
     EmbeddingResponse,
-    EmbeddingUsage,
     Mode,
     RetrievedPassage,
     RetrieveRequest,
@@ -40,6 +37,7 @@ from deployments.protocol.retrieval import (
 )
 from deployments.protocol.service_error import ServiceError
 from deployments.servers.batching import batched, per_model
+from deployments.servers.embeddings import embeddings
 from deployments.servers.model_watch import VersionWatch
 from deployments.telemetry import replica_logs, served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
@@ -49,7 +47,6 @@ from tandem.settings import Settings
 
 log = logging.getLogger("tandem.retriever")
 INDEX = "index"  # the model whose active version is served
-EMBEDDING_MODELS = ("dpr-question", "dpr-passage")
 
 
 class LiveCollection(VersionWatch):
@@ -296,24 +293,6 @@ class RetrieverServer:
 
     async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse | ServiceError:
         """OpenAI embeddings from the encoders of the active passage index: the vectors the retriever searches
-        with (`dpr-question` for queries, `dpr-passage` for what is indexed)."""
-        if request.model not in EMBEDDING_MODELS:
-            return ServiceError(status=404, type="not_found_error", param="model",
-                                message=f"model '{request.model}' is not served here; embeddings come from "
-                                        f"{' and '.join(EMBEDDING_MODELS)}")
+        with."""
         retriever = self.collection.current
-        if retriever is None or retriever.dense is None:
-            return ServiceError(status=503, type="service_unavailable",
-                                message="no DPR encoder is active yet: train one (POST /v1/train with pipeline dpr)")
-        encoder = retriever.dense.encoder
-        if request.dimensions not in (None, encoder.dim):
-            return ServiceError(status=400, param="dimensions",
-                                message=f"{request.model} gives {encoder.dim} dimensions, not {request.dimensions}")
-        texts = [request.input] if isinstance(request.input, str) else request.input
-        question = request.model == "dpr-question"
-        vectors = await asyncio.to_thread(encoder.encode_questions if question else encoder.encode_passages, texts)
-        tokens = encoder.token_count(texts, question)
-        data = [Embedding(index=i, embedding=base64.b64encode(v.astype("<f4").tobytes()).decode()
-                          if request.encoding_format == "base64" else v.tolist()) for i, v in enumerate(vectors)]
-        return EmbeddingResponse(data=data, model=request.model,
-                                 usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))
+        return await embeddings(retriever.dense.encoder if retriever and retriever.dense else None, request)
