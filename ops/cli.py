@@ -145,6 +145,12 @@ def cmd_cluster_smoke(settings: Settings, args: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
+def cmd_ray_env(settings: Settings, args: argparse.Namespace) -> None:
+    from ops.serve_mode import node_environment
+
+    print("\n".join(f"export {name}={value}" for name, value in node_environment(None).items()))
+
+
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
     from ops.stack import run
 
@@ -221,6 +227,10 @@ def parser() -> argparse.ArgumentParser:
                            "replica killed under load; stops every Ray node on this machine afterwards")
     smoke.add_argument("--config", type=Path, default=Path("serve_config.yaml"))
     smoke.set_defaults(func=cmd_cluster_smoke)
+
+    ray_env = sub.add_parser("ray-env", help="the environment a cluster node's `ray start` needs, as shell exports: "
+                             "eval \"$(tandem ray-env)\" && ray start ...")
+    ray_env.set_defaults(func=cmd_ray_env)
 
     add_keys_commands(sub)
 

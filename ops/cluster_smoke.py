@@ -28,6 +28,7 @@ from rich.console import Console
 
 from db.api_keys import new_key
 from db.server import database_url
+from ops import serve_mode
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.cluster")
@@ -51,8 +52,8 @@ def _tool(name: str) -> str:
     return str(Path(sys.executable).with_name(name))
 
 
-def _run(*args: str) -> None:
-    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=os.environ | TOKEN_AUTH)
+def _run(*args: str, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=os.environ | TOKEN_AUTH | (env or {}))
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
@@ -131,15 +132,18 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
             admin_key = new_key()
             auth = {"Authorization": f"Bearer {admin_key}"}
             smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port, admin_key)
+            # Every node in Serve's high-throughput mode, as serve_config.yaml asks of a cluster.
+            mode = serve_mode.node_environment(work / "haproxy")
+            (work / "haproxy").mkdir()
             with console.status("starting the Ray head node"):
                 _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                     f"--metrics-export-port={_free_port()}", "--disable-usage-stats")
+                     f"--metrics-export-port={_free_port()}", "--disable-usage-stats", env=mode)
             with console.status("starting a worker node"):
                 # A second node on the same host needs its own agent port and worker port range.
                 _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--metrics-export-port={_free_port()}",
                      f"--dashboard-agent-listen-port={_free_port()}", "--min-worker-port=20000",
-                     "--max-worker-port=29999", "--disable-usage-stats")
+                     "--max-worker-port=29999", "--disable-usage-stats", env=mode)
             with console.status("serve deploy serve_config.yaml, waiting for /readyz"):
                 _run(serve, "deploy", str(work / "serve_config.yaml"), "--address",
                      f"http://127.0.0.1:{dashboard_port}")

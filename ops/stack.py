@@ -17,6 +17,7 @@ from rich.console import Console
 
 from db.api_keys import new_key
 from db.server import database_url
+from ops import serve_mode
 from ops.assets import build_assets
 from tandem.access_and_limits import exposed_without_keys
 from tandem.settings import Settings
@@ -40,6 +41,8 @@ def _on_stop_signals(handler) -> None:
 
 
 def start_ray(settings: Settings) -> None:
+    """A local Ray cluster in Serve's high-throughput mode (ops/serve_mode.py)."""
+    serve_mode.enter()
     import ray
 
     ray.init(

