@@ -148,7 +148,7 @@ def cmd_cluster_smoke(settings: Settings, args: argparse.Namespace) -> None:
 def cmd_ray_env(settings: Settings, args: argparse.Namespace) -> None:
     from ops.serve_mode import node_environment
 
-    print("\n".join(f"export {name}={value}" for name, value in node_environment(None).items()))
+    print("\n".join(f"export {name}={value}" for name, value in node_environment().items()))
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:

@@ -65,8 +65,10 @@ def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, ht
     app = config["applications"][0]
     # The key through the environment, as on a real cluster: not in the config's args, which the dashboard shows.
     app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir), "TANDEM_ADMIN_KEY": admin_key}}
+    # No first-run bootstrap: its training tasks would take the CPU a killed replica frees, and the replacement
+    # could not be placed until they end.
     app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
-                    "llm_kv_cache_gib": 0.5, "log_level": "WARNING"}
+                    "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off"}
     target.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -132,9 +134,10 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
             admin_key = new_key()
             auth = {"Authorization": f"Bearer {admin_key}"}
             smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port, admin_key)
-            # Every node in Serve's high-throughput mode, as serve_config.yaml asks of a cluster.
-            mode = serve_mode.node_environment(work / "haproxy")
-            (work / "haproxy").mkdir()
+            # Every node in Serve's high-throughput mode, as serve_config.yaml asks of a cluster; HAProxy's side
+            # ports free, beside a stack that may be running on this machine.
+            mode = serve_mode.node_environment() | {"RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
+                                                    "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port())}
             with console.status("starting the Ray head node"):
                 _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 
 HIGH_THROUGHPUT: dict[str, str] = {
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -32,33 +30,19 @@ HIGH_THROUGHPUT: dict[str, str] = {
 }
 
 
-def haproxy_files(folder: Path) -> dict[str, str]:
-    """HAProxy's config, sockets and state under `folder`, not Ray's shared /tmp/haproxy-serve: two stacks on
-    one machine (a run and a test session) must not overwrite each other's."""
-    return {
-        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(folder / "haproxy.cfg"),
-        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(folder / "admin.sock"),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(folder),
-        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(folder / "server-state"),
-        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(folder / "metrics.sock"),
-    }
-
-
-def node_environment(folder: Path | None, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """What a node's Ray processes get: the high-throughput settings and, with a `folder`, HAProxy's files there
-    (a cluster node runs one HAProxy and can keep Ray's default place); each unless `environ` already sets it, so
-    `RAY_SERVE_ENABLE_HA_PROXY=0` goes back to Serve's Python proxy."""
-    wanted = HIGH_THROUGHPUT | (haproxy_files(folder) if folder else {})
-    return {name: environ.get(name, value) for name, value in wanted.items()}
+def node_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """What a node's Ray processes get: the high-throughput settings, each unless `environ` already sets it (so
+    `RAY_SERVE_ENABLE_HA_PROXY=0` goes back to Serve's Python proxy). HAProxy keeps its files under a folder per
+    Ray node, so two stacks on one machine do not meet there; its stats and metrics ports (8404, 9101) are
+    per machine: `RAY_SERVE_HAPROXY_STATS_PORT` and `RAY_SERVE_HAPROXY_METRICS_PORT` move them."""
+    return {name: environ.get(name, value) for name, value in HIGH_THROUGHPUT.items()}
 
 
 def enter() -> None:
-    """Put the node environment into this process's, for the local Ray cluster it starts; HAProxy's files go in a
-    folder of this process's own. Refuses once `ray.serve` is imported: Serve has read its settings then, and
-    this process's calls to the controller would disagree with the controller's."""
-    folder = Path(tempfile.gettempdir()) / f"tandem-haproxy-{os.getpid()}"
-    wanted = node_environment(folder)
+    """Put the node environment into this process's, for the local Ray cluster it starts. Refuses once
+    `ray.serve` is imported: Serve has read its settings then, and this process's calls to the controller would
+    disagree with the controller's."""
+    wanted = node_environment()
     if "ray.serve" in sys.modules and any(os.environ.get(k) != v for k, v in wanted.items()):
         raise RuntimeError("Serve's mode is set before ray.serve is imported (ops/serve_mode.py)")
-    folder.mkdir(parents=True, exist_ok=True)
     os.environ.update(wanted)

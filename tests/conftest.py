@@ -26,8 +26,6 @@ SERVE_START_TIMEOUT_S = 600
 # Ray's processes export their metrics every 10 s by default; tests that wait for a counter to move (or to stand
 # still) wait for exports. Read by every Ray process the tests start, since they inherit this environment.
 os.environ.setdefault("RAY_metrics_report_interval_ms", "2000")
-# Before any test module imports ray.serve, which reads the mode once.
-serve_mode.enter()
 # The session's admin key (TANDEM_ADMIN_KEY of the app under test); clients of protected routes send AUTH.
 ADMIN_KEY = new_key()
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -39,6 +37,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Before any test module imports ray.serve, which reads the mode once. HAProxy's side ports free, so that the
+# session's stack and one started by `make run` can run side by side.
+os.environ.setdefault("RAY_SERVE_HAPROXY_STATS_PORT", str(free_port()))
+os.environ.setdefault("RAY_SERVE_HAPROXY_METRICS_PORT", str(free_port()))
+serve_mode.enter()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
