@@ -30,14 +30,17 @@ from models.lrurec.recommender import Recommender
 from models.qa.prompts import Context, QAPrompter
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
+from tandem.artifacts import local_version, node_cache
 from tandem.settings import Settings
 from training.retrieval import INDEX
 
 
-async def _load_state(url: str) -> tuple[dict, dict[str, str], list[Passage]]:
+async def _load_state(settings: Settings, url: str) -> tuple[dict, dict[str, str], list[Passage]]:
     conn = await asyncpg.connect(url)
     try:
         versions = {v: await registry.active_version(conn, v) for v in ("lrurec", "ranker", "qa", INDEX)}
+        versions = {v: version and await local_version(version, node_cache(settings), conn)
+                    for v, version in versions.items()}
         titles = {r["external_id"]: r["title"] for r in await conn.fetch("SELECT external_id, title FROM items")}
         collection = [Passage(**r) for r in await passages(conn)]
     finally:
@@ -55,7 +58,7 @@ async def _history(url: str, user_id: str) -> list[str]:
 
 
 def build_app(settings: Settings, url: str) -> Flask:
-    versions, titles, collection = asyncio.run(_load_state(url))
+    versions, titles, collection = asyncio.run(_load_state(settings, url))
     if versions["lrurec"] is None or versions[INDEX] is None:
         raise LookupError("the baseline needs an active LRURec and retrieval index (tandem train lrurec, train dpr)")
     tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)

@@ -22,18 +22,19 @@ from db.server import database_url
 from deployments.servers.llm_engine import LLMEngine
 from models.lora import merged_copy
 from models.verbalizer.prompts import Verbalizer, adapter_config
+from tandem.artifacts import local_version, node_cache
 from tandem.settings import Settings
 
 
-async def active_ranker(url: str) -> str:
+async def active_ranker(settings: Settings, url: str) -> str:
     conn = await asyncpg.connect(url)
     try:
         version = await registry.active_version(conn, "ranker")
+        if version is None:
+            raise LookupError("no active ranker adapter: tandem train ranker")
+        return (await local_version(version, node_cache(settings), conn)).artifact_path
     finally:
         await conn.close()
-    if version is None:
-        raise LookupError("no active ranker adapter: tandem train ranker")
-    return version.artifact_path
 
 
 async def timings(engine: LLMEngine, prompt: list[int], labels: list[int], lora, rounds: int) -> dict:
@@ -52,7 +53,7 @@ async def timings(engine: LLMEngine, prompt: list[int], labels: list[int], lora,
 async def main(rounds: int) -> dict:
     settings = Settings()
     with database_url(settings.database_url, settings.pgdata_dir) as url:
-        adapter = await active_ranker(url)
+        adapter = await active_ranker(settings, url)
     titles = [f"Movie number {i} (19{70 + i})" for i in range(30)]
     results = {}
     engine = LLMEngine(settings, ray_metrics=False)

@@ -16,7 +16,7 @@ class MissingReferences(Exception):
         super().__init__(f"unknown {kind} id{'s' if len(ids) > 1 else ''}: {shown}")
 
 
-class NotFound(Exception):
+class NotFound(LookupError):
     """One requested record does not exist (HTTP 404)."""
 
 

@@ -22,6 +22,7 @@ from deployments.routes import (
     health,
     ingestion,
     keywords,
+    model_versions,
     openai,
     recommendations,
     retrieval,
@@ -46,7 +47,7 @@ app.add_middleware(Admission)
 app.add_middleware(RequestIds)
 # The books router first: ingestion's GET /v1/books/{external_id} would otherwise take /v1/books/questions.
 for router in (health.router, books.router, ingestion.router, recommendations.router, retrieval.router, keywords.router,
-               training.router, openai.router, api_keys.router, web.router):
+               training.router, model_versions.router, openai.router, api_keys.router, web.router):
     app.include_router(router)
 document_errors(app)
 

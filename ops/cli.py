@@ -9,9 +9,9 @@ import json
 from pathlib import Path
 
 from ops.cli_keys import add_keys_commands
+from ops.cli_models import add_models_commands
 from ops.cli_training import add_training_commands
 from tandem.logs import configure_logging
-from tandem.pipelines import MODELS
 from tandem.settings import Settings
 
 
@@ -97,26 +97,6 @@ def cmd_bootstrap(settings: Settings, args: argparse.Namespace) -> None:
     print(json.dumps(outcome))
 
 
-def cmd_models_register(settings: Settings, args: argparse.Namespace) -> None:
-    from db import registry
-    from training.lrurec import new_version
-
-    folder = args.artifact.resolve()
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no artifact folder {folder}")
-    metrics_file = folder / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
-    version = args.version or new_version()
-
-    async def register(conn) -> dict:
-        run_id = await registry.start_run(conn, args.pipeline, {"registered_from": str(folder)})
-        row = await registry.finish_run(conn, run_id, args.pipeline, version, folder, metrics,
-                                        activate=not args.no_activate)
-        return row.model_dump(exclude={"metrics"})
-
-    print(json.dumps(asyncio.run(_with_connection(settings, register))))
-
-
 def cmd_bench_load(settings: Settings, args: argparse.Namespace) -> None:
     from ops.loadtest import load, parse_steps, plot, summary, workloads
     from ops.stack import api_headers
@@ -197,13 +177,7 @@ def parser() -> argparse.ArgumentParser:
                           "skipping the data and models already there (what `tandem run` does on an empty database)")
     boot.set_defaults(func=cmd_bootstrap)
 
-    models = sub.add_parser("models", help="the model registry").add_subparsers(dest="action", required=True)
-    reg = models.add_parser("register", help="register (and activate) an artifact trained elsewhere")
-    reg.add_argument("pipeline", choices=list(MODELS))
-    reg.add_argument("artifact", type=Path, help="the artifact folder (LRURec checkpoint or peft adapter)")
-    reg.add_argument("--version", help="version name (default: a timestamp)")
-    reg.add_argument("--no-activate", action="store_true")
-    reg.set_defaults(func=cmd_models_register)
+    add_models_commands(sub)
 
     bench = sub.add_parser("bench", help="measure a running service").add_subparsers(dest="kind", required=True)
     bl = bench.add_parser("load", help="open-loop (--rate) or closed-loop (--concurrency) load on one endpoint of "

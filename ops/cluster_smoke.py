@@ -1,11 +1,13 @@
 """`tandem cluster-smoke`: the application on a two-node Ray cluster on this machine, deployed the production
 way (`ray start --head`, `ray start --address`, `serve deploy serve_config.yaml`), then one replica's process
-killed while requests keep coming.
+killed while requests keep coming; then models trained through the API on one node served on the other from the
+artifact store alone (ops/cluster_artifacts.py).
 
 Both nodes run on this machine with one logical CPU each, so the LLM (one CPU) and the small models cannot share
 a node: the application necessarily spans both. The config deployed is the project's serve_config.yaml with
 what a single machine needs changed: free ports, the proxy on the head node only (two proxies cannot bind one
-port), this checkout's model folder, a fresh embedded database, and two keyword replicas so one can be killed.
+port), this checkout's model folder, a fresh embedded database, two keyword replicas so one can be killed (at an
+eighth of a CPU each, which leaves a training task room), and an artifact cache per node.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from rich.console import Console
 from db.api_keys import new_key
 from db.server import database_url
 from ops import serve_mode
+from ops.cluster_artifacts import artifacts_across_nodes, import_movielens
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.cluster")
@@ -68,7 +71,7 @@ def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, ht
     # No first-run bootstrap: its training tasks would take the CPU a killed replica frees, and the replacement
     # could not be placed until they end.
     app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
-                    "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off"}
+                    "keywords_num_cpus": 0.125, "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off"}
     target.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -82,6 +85,14 @@ def wait_ready(url: str, timeout_s: float) -> None:
             pass
         time.sleep(2)
     raise TimeoutError(f"the application at {url} was not ready within {timeout_s:g} s")
+
+
+def head_node(gcs: str) -> str:
+    done = subprocess.run([_tool("ray"), "list", "nodes", "--format", "json", "--address", gcs],
+                          capture_output=True, text=True, timeout=120, env=os.environ | TOKEN_AUTH)
+    if done.returncode != 0:
+        raise RuntimeError(f"ray list nodes failed: {done.stderr[-2000:]}")
+    return next(n["node_id"] for n in json.loads(done.stdout) if n["is_head_node"])
 
 
 def replica_nodes(gcs: str) -> dict[str, list[tuple[str, int, str]]]:
@@ -138,15 +149,19 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
             # ports free, beside a stack that may be running on this machine.
             mode = serve_mode.node_environment() | {"RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
                                                     "RAY_SERVE_HAPROXY_METRICS_PORT": str(_free_port())}
+            # Each node caches artifacts on its own disk, read from its own environment.
+            caches = {"head": work / "cache-head", "worker": work / "cache-worker"}
             with console.status("starting the Ray head node"):
                 _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
-                     f"--metrics-export-port={_free_port()}", "--disable-usage-stats", env=mode)
+                     f"--metrics-export-port={_free_port()}", "--disable-usage-stats",
+                     env=mode | {"TANDEM_ARTIFACT_CACHE_DIR": str(caches["head"])})
             with console.status("starting a worker node"):
                 # A second node on the same host needs its own agent port and worker port range.
                 _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--metrics-export-port={_free_port()}",
                      f"--dashboard-agent-listen-port={_free_port()}", "--min-worker-port=20000",
-                     "--max-worker-port=29999", "--disable-usage-stats", env=mode)
+                     "--max-worker-port=29999", "--disable-usage-stats",
+                     env=mode | {"TANDEM_ARTIFACT_CACHE_DIR": str(caches["worker"])})
             with console.status("serve deploy serve_config.yaml, waiting for /readyz"):
                 _run(serve, "deploy", str(work / "serve_config.yaml"), "--address",
                      f"http://127.0.0.1:{dashboard_port}")
@@ -168,6 +183,11 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                     time.sleep(1)
                 time.sleep(3)
             failed = [s for s in traffic.statuses if s != 200]
+            with console.status("training two LRURec versions through the API, serving them from the store"):
+                import_movielens(db_url, settings.data_dir)
+                head = head_node(gcs)
+                by_node = {node: caches["head" if node == head else "worker"] for node in nodes}
+                artifacts = artifacts_across_nodes(url, auth, by_node, before["Candidates"][0][2], timeout_s)
             return {
                 "nodes": len(nodes),
                 "replicas": {d: [node[:8] for _, _, node in r] for d, r in sorted(before.items())},
@@ -175,7 +195,9 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                 "killed": name, "replaced_after_s": replaced_s,
                 "requests_during_kill": len(traffic.statuses), "failed_during_kill": len(failed),
                 "failures": sorted({str(s) for s in failed}),
-                "ok": len(nodes) >= 2 and completion.status_code == 200 and replaced_s is not None and not failed,
+                "artifacts": artifacts,
+                "ok": len(nodes) >= 2 and completion.status_code == 200 and replaced_s is not None and not failed
+                and artifacts["ok"],
             }
     finally:
         # Serve first, so that the LLM replica shuts its vLLM engine processes down: `ray stop` alone kills

@@ -30,12 +30,18 @@ HIGH_THROUGHPUT: dict[str, str] = {
 }
 
 
+# Ray and vLLM report usage to their makers unless told not to; a service's nodes should not.
+NO_USAGE_STATS: dict[str, str] = {"RAY_USAGE_STATS_ENABLED": "0", "VLLM_NO_USAGE_STATS": "1"}
+NODE_ENVIRONMENT = HIGH_THROUGHPUT | NO_USAGE_STATS
+
+
 def node_environment(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """What a node's Ray processes get: the high-throughput settings, each unless `environ` already sets it (so
+    """What a node's Ray processes get: the high-throughput settings and no usage reports, each unless `environ`
+    already sets it (so
     `RAY_SERVE_ENABLE_HA_PROXY=0` goes back to Serve's Python proxy). HAProxy keeps its files under a folder per
     Ray node, so two stacks on one machine do not meet there; its stats and metrics ports (8404, 9101) are
     per machine: `RAY_SERVE_HAPROXY_STATS_PORT` and `RAY_SERVE_HAPROXY_METRICS_PORT` move them."""
-    return {name: environ.get(name, value) for name, value in HIGH_THROUGHPUT.items()}
+    return {name: environ.get(name, value) for name, value in NODE_ENVIRONMENT.items()}
 
 
 def enter() -> None:

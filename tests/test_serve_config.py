@@ -86,3 +86,22 @@ def test_small_models_take_a_share_of_the_llms_gpu_when_asked() -> None:
     settings = Settings(**shared)
     assert [settings.model_device(n) for n in ("candidates", "retriever", "keywords")] == ["cuda", "cuda", "cpu"]
     assert Settings(database_url="postgresql://x", candidates_num_gpus=0.1).model_device("candidates") == "cpu"
+
+
+def test_on_cuda_the_engine_captures_graphs_and_training_gets_the_gpu_it_asks_for() -> None:
+    from deployments.servers.llm_engine import engine_args
+    from deployments.servers.trainer import task_options
+
+    cuda = Settings(database_url="postgresql://x", device="cuda", llm_gpu_memory_utilization=0.6, train_num_gpus=1)
+    args = engine_args(cuda)
+    assert (args.gpu_memory_utilization, args.enforce_eager, args.kv_cache_memory_bytes) == (0.6, False, None)
+    assert engine_args(cuda.model_copy(update={"llm_enforce_eager": True})).enforce_eager is True
+    cpu = Settings(database_url="postgresql://x")
+    assert engine_args(cpu).enforce_eager is True
+    assert engine_args(cpu).kv_cache_memory_bytes == int(cpu.llm_kv_cache_gib * 2**30)
+
+    assert task_options(cuda) == {"num_cpus": cuda.train_num_cpus, "num_gpus": 1}
+    assert cuda.model_device("train") == "cuda"
+    no_gpu = cuda.model_copy(update={"train_num_gpus": 0.0})
+    assert task_options(no_gpu) == {"num_cpus": cuda.train_num_cpus} and no_gpu.model_device("train") == "cpu"
+    assert task_options(cpu) == {"num_cpus": cpu.train_num_cpus} and cpu.model_device("train") == "cpu"

@@ -122,4 +122,4 @@ def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, 
 
     params = {"base": settings.bart_path, "pairs": len(train_pairs), "held_out": len(held),
               "train": config.model_dump()}
-    return registered.run(url, PIPELINE, params, version, output, work, request.activate, run_id)
+    return registered.run(settings, url, PIPELINE, params, version, output, work, request.activate, run_id)

@@ -64,7 +64,7 @@ def run_training(
     if request.ratings is not None:
         return train(seqs, model_cfg, train_cfg, output)
     params = {"model": model_cfg.to_dict(), "train": train_cfg.model_dump(), "users": len(seqs.user_ids)}
-    return registered.run(database_url, PIPELINE, params, version, output,
+    return registered.run(settings, database_url, PIPELINE, params, version, output,
                           lambda report: train(seqs, model_cfg, train_cfg, output, on_epoch=report),
                           request.activate, run_id)
 

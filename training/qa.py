@@ -62,8 +62,8 @@ def run_qa_training(settings: Settings, request: QAAdapterRequest, url: str, run
     params = {"base": settings.llm_path, "examples": len(examples), "holdout": request.options.holdout,
               "top_k": settings.qa_top_k, "max_context_tokens": settings.qa_max_context_tokens}
     return registered.run(
-        url, PIPELINE, params, version, output,
+        settings, url, PIPELINE, params, version, output,
         lambda report: train_qa_adapter(settings.llm_path, examples, output,
                                         config_of(request.options, LoRATrainConfig), settings.lora_shape,
-                                        settings.qa_max_context_tokens, settings.device, on_step=report),
+                                        settings.qa_max_context_tokens, settings.model_device("train"), on_step=report),
         request.activate, run_id)

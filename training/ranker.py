@@ -68,7 +68,8 @@ def run_ranker_training(
     from_db = request.ratings is None
     if from_db and database_url is None:
         raise ValueError("give a ratings CSV or a database")
-    lrurec_dir = request.lrurec or (registered.active_artifact(database_url, "lrurec") if database_url else None)
+    lrurec_dir = request.lrurec or (
+        registered.active_artifact(settings, database_url, "lrurec") if database_url else None)
     if lrurec_dir is None:
         raise ValueError("no LRURec model: train one first (`tandem train lrurec`) or pass --lrurec DIR")
     checkpoint = Checkpoint.load(lrurec_dir)
@@ -92,10 +93,11 @@ def run_ranker_training(
     def work(on_step=None) -> dict:
         metrics = train_ranker(settings.llm_path, examples, cases, titles, output, train_cfg, settings.lora_shape,
                                verbalizer_cfg,
-                               settings.device, on_step=on_step)
+                               settings.model_device("train"), on_step=on_step)
         return {**metrics, "lrurec": str(lrurec_dir)}
 
     if not from_db:
         return work()
     parameters = {"examples": options.examples, "lrurec": str(lrurec_dir), "base": settings.llm_path}
-    return registered.run(database_url, PIPELINE, parameters, version, output, work, request.activate, run_id)
+    return registered.run(settings, database_url, PIPELINE, parameters, version, output, work, request.activate,
+                          run_id)

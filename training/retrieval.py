@@ -95,7 +95,7 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
               "holdout": options.holdout, "split_seed": options.split_seed,
               "hard_negatives": options.hard_negatives, "inverse_cloze": options.inverse_cloze,
               "train": config.model_dump()}
-    result = registered.run(url, DPR, params, version, output,
+    result = registered.run(settings, url, DPR, params, version, output,
                             lambda report: train(model, examples, config, output, on_epoch=report),
                             request.activate, run_id)
     if request.build_index:
@@ -106,7 +106,7 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
 def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activate: bool = True,
                     label: str | None = None) -> dict:
     """Chunk and encode every passage with the given (default: active) DPR encoder and register the index."""
-    dpr = dpr or registered.active_artifact(url, DPR)
+    dpr = dpr or registered.active_artifact(settings, url, DPR)
     if dpr is None:
         raise LookupError("no DPR encoder is registered: run `tandem train dpr` first")
     collection = read_collection(url)
@@ -123,7 +123,7 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
         return {**meta, "chunks": len(dense.chunk_passage)}
 
     params = {"dpr_artifact": str(dpr), "config": asdict(config), "chunk_tokens": settings.chunk_tokens}
-    return registered.run(url, INDEX, params, version, output, build, activate)
+    return registered.run(settings, url, INDEX, params, version, output, build, activate)
 
 
 def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Path | None = None,
@@ -152,7 +152,7 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
         if dpr is not None:
             dense = build_dense(DualEncoder.load(dpr), collection.passages, settings.index_config,
                                 settings.chunk_tokens, progress=True)
-        elif (active := registered.active_artifact(url, INDEX)) is not None:
+        elif (active := registered.active_artifact(settings, url, INDEX)) is not None:
             dense = load_dense(active)
         else:
             raise LookupError("dense retrieval needs a DPR encoder: pass --dpr or run `tandem train dpr`")
@@ -169,7 +169,7 @@ def run_retrieval_eval(settings: Settings, url: str, modes: list[Mode], dpr: Pat
         report[name] = retrieval_metrics([[h.passage.text for h in row] for row in hits], answers)
     if expand_keywords and "sparse" in modes:
         extractors = {"sparse+keywords": lambda texts: [analyzer_keywords(t) for t in texts]}
-        if (kobart := registered.active_artifact(url, KEYWORDS)) is not None:
+        if (kobart := registered.active_artifact(settings, url, KEYWORDS)) is not None:
             extractors["sparse+kobart"] = KeywordModel.load(kobart, settings.keywords_generation).extract
         for name, extract in extractors.items():
             keywords = [k for i in range(0, len(questions), 64) for k in extract(questions[i : i + 64])]

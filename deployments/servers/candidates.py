@@ -20,6 +20,7 @@ from deployments.servers.model_watch import ActiveModel, ServesActiveModel
 from deployments.telemetry import replica_logs
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Ranked, Recommender
+from tandem.artifacts import node_cache
 from tandem.settings import Settings
 
 PIPELINE = "lrurec"
@@ -35,7 +36,8 @@ class CandidateServer(ServesActiveModel):
         replica_logs()
         self.db = Database(settings.database_url, min_size=1, max_size=settings.db_pool_max_size)
         device = settings.model_device("candidates")
-        self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, device), settings.model_poll_s)
+        self.active = ActiveModel(self.db, PIPELINE, lambda v: load_recommender(v, device), settings.model_poll_s,
+                                  node_cache(settings))
         self.histories = HistoryCache(self.db, settings.candidates_cache_users, settings.candidates_cache_titles)
         self.histories.start()
         await self.active.start()

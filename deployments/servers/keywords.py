@@ -17,6 +17,7 @@ from deployments.servers.model_watch import ActiveModel, ServesActiveModel
 from deployments.telemetry import replica_logs
 from models.kobart.model import KeywordModel
 from models.korean import analyzer_keywords
+from tandem.artifacts import node_cache
 from tandem.settings import Settings
 
 PIPELINE = "kobart"
@@ -35,7 +36,7 @@ class KeywordServer(ServesActiveModel):
         self.tokenizer = AutoTokenizer.from_pretrained(settings.bart_path)
         self.active = ActiveModel(Database(settings.database_url, min_size=1, max_size=2), PIPELINE,
                                   lambda v: KeywordModel.load(v.artifact_path, generation, device),
-                                  settings.model_poll_s)
+                                  settings.model_poll_s, node_cache(settings))
         await self.active.start()
         self.batch_sizes = batched(self.extract_batch, settings.keywords_max_batch_size,
                                    settings.keywords_batch_wait_ms, "tandem_keywords_batch_size",

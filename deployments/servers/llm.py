@@ -19,6 +19,7 @@ from deployments.servers.merged_engines import MergedEngines
 from deployments.servers.model_watch import ActiveAdapters
 from deployments.servers.stream_batches import batched_events
 from deployments.telemetry import LATENCY_BOUNDARIES, replica_logs
+from tandem.artifacts import node_cache
 from tandem.pipelines import ADAPTERS
 from tandem.settings import Settings
 
@@ -62,7 +63,7 @@ class LLMServer:
         self.merged = MergedEngines(settings, self.turns)
         self.adapters = ActiveAdapters(
             Database(settings.database_url, min_size=1, max_size=2), ADAPTERS, self._load_adapter,
-            settings.model_poll_s,
+            settings.model_poll_s, node_cache(settings),
         )
         await self.adapters.start()
 

@@ -36,7 +36,7 @@ def engine_args(settings: Settings, lora: bool = True):
         served_model_name=[settings.llm_name],
         dtype=settings.llm_dtype,
         max_model_len=settings.llm_max_model_len,
-        enforce_eager=settings.llm_enforce_eager,
+        enforce_eager=settings.device != "cuda" if settings.llm_enforce_eager is None else settings.llm_enforce_eager,
         # No SamplingParams default would let a client ask for all logprobs of a 256k vocabulary.
         max_logprobs=max(20, settings.ranker_candidates),
         # Structured (JSON) answers without indentation: whitespace only costs tokens.

@@ -57,8 +57,9 @@ class MergedEngines:
     async def _build(self, version: ModelVersion) -> None:
         name, started = version.pipeline, time.monotonic()
         try:
-            folder = await asyncio.to_thread(merged_copy, self.settings.llm_path, version.artifact_path,
-                                             Path(version.artifact_path) / "merged")
+            # Beside the artifact, not in it: the cached artifact's folder holds its files and nothing else.
+            merged = self.settings.var_dir / "merged" / f"{name}-{version.artifact_sha256 or version.version}"
+            folder = await asyncio.to_thread(merged_copy, self.settings.llm_path, version.artifact_path, merged)
             engine = await asyncio.to_thread(LLMEngine, self._engine_settings(folder, name), ray_metrics=False,
                                              lora=False, turns=self.turns, turn=name)
             await engine.warm_up()

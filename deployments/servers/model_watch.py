@@ -18,6 +18,7 @@ import asyncpg
 from db import registry
 from db.pool import Database
 from deployments.telemetry import served_versions
+from tandem.artifacts import ArtifactCache, local_version
 
 log = logging.getLogger("tandem.models")
 T = TypeVar("T")
@@ -25,10 +26,12 @@ T = TypeVar("T")
 
 class VersionWatch:
     """Calls `refresh()` at start, on every NOTIFY for one of `pipelines` (and any NOTIFY on `channels`), and
-    every `poll_s` seconds."""
+    every `poll_s` seconds. A version's artifact is loaded from this node's `cache`, fetched from the store
+    every node reaches when the node has no intact copy."""
 
-    def __init__(self, db: Database, pipelines: list[str], poll_s: float, channels: tuple[str, ...] = ()):
-        self.db, self.pipelines, self.poll_s, self.channels = db, pipelines, poll_s, channels
+    def __init__(self, db: Database, pipelines: list[str], poll_s: float, cache: ArtifactCache,
+                 channels: tuple[str, ...] = ()):
+        self.db, self.pipelines, self.poll_s, self.channels, self.cache = db, pipelines, poll_s, channels, cache
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -66,6 +69,11 @@ class VersionWatch:
                 if conn is not None:
                     conn.terminate()
 
+    async def local(self, version: registry.ModelVersion) -> registry.ModelVersion:
+        """`version` with its artifact's folder on this node."""
+        async with self.db.acquire() as conn:
+            return await local_version(version, self.cache, conn)
+
     def _notified(self, conn, pid, channel, payload: str) -> None:
         if payload in self.pipelines:
             self._wake.set()
@@ -79,8 +87,9 @@ class ActiveModel(VersionWatch, Generic[T]):
     """One pipeline's active version, loaded by `load` in a thread and swapped in with one assignment. A version
     that fails to load is logged, counted and tried again at the next check; the one loaded before keeps serving."""
 
-    def __init__(self, db: Database, pipeline: str, load: Callable[[registry.ModelVersion], T], poll_s: float):
-        super().__init__(db, [pipeline], poll_s)
+    def __init__(self, db: Database, pipeline: str, load: Callable[[registry.ModelVersion], T], poll_s: float,
+                 cache: ArtifactCache):
+        super().__init__(db, [pipeline], poll_s, cache)
         self.pipeline, self.load = pipeline, load
         self.current: T | None = None
         self.version: registry.ModelVersion | None = None
@@ -91,7 +100,7 @@ class ActiveModel(VersionWatch, Generic[T]):
         if active is None or (self.version is not None and active.id == self.version.id):
             return False
         try:
-            loaded = await asyncio.to_thread(self.load, active)
+            loaded = await asyncio.to_thread(self.load, await self.local(active))
         except Exception as exc:  # a broken artifact: the version loaded before keeps serving; tried again later
             served_versions().failed(self.pipeline, active.version)
             log.warning("model version failed to load", extra={"pipeline": self.pipeline, "version": active.version,
@@ -109,8 +118,8 @@ class ActiveAdapters(VersionWatch):
     the adapter it would replace keeps serving."""
 
     def __init__(self, db: Database, pipelines: list[str], load: Callable[[registry.ModelVersion], Awaitable[None]],
-                 poll_s: float):
-        super().__init__(db, pipelines, poll_s)
+                 poll_s: float, cache: ArtifactCache):
+        super().__init__(db, pipelines, poll_s, cache)
         self.load = load
         self.versions: dict[str, registry.ModelVersion] = {}
 
@@ -122,7 +131,7 @@ class ActiveAdapters(VersionWatch):
             if (current := self.versions.get(version.pipeline)) is not None and current.id == version.id:
                 continue
             try:
-                await self.load(version)
+                await self.load(await self.local(version))
             except Exception as exc:
                 served_versions().failed(version.pipeline, version.version)
                 log.warning("adapter failed to load", extra={"pipeline": version.pipeline,

@@ -43,6 +43,7 @@ from deployments.telemetry import replica_logs, served_versions
 from models.books.catalogue import CatalogueBook, avoided_topic
 from models.dpr.dense_index import IndexConfig
 from models.dpr.retriever import DenseSide, Hit, Passage, Query, Retriever, build_dense, load_dense
+from tandem.artifacts import node_cache
 from tandem.settings import Settings
 
 log = logging.getLogger("tandem.retriever")
@@ -58,7 +59,7 @@ class LiveCollection(VersionWatch):
     kind: str
 
     def __init__(self, db: Database, settings: Settings):
-        super().__init__(db, [INDEX], settings.model_poll_s, channels=(self.channel,))
+        super().__init__(db, [INDEX], settings.model_poll_s, node_cache(settings), channels=(self.channel,))
         self.settings = settings
         self.fusion = settings.retriever_fusion
         self.current: Retriever | None = None
@@ -85,6 +86,8 @@ class LiveCollection(VersionWatch):
                 changed = [i for i, stamp in stamps.items() if i not in known or self.stamps.get(i) != stamp]
                 rows = {p.id: p for p in await self.read(conn, changed)}
             new_index = active is not None and (self.index_version is None or active.id != self.index_version.id)
+            if new_index:
+                active = await self.local(active)
             if self.current is not None and not new_index and not changed and stamps.keys() == known.keys():
                 return False
             collection = [rows.get(i) or known[i] for i in sorted(stamps)]

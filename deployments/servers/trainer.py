@@ -45,6 +45,15 @@ def _with_threads(run: Callable, every_core: bool) -> Callable:
     return task
 
 
+def task_options(settings: Settings) -> dict:
+    """What a training task asks Ray for: a GPU only when `train_num_gpus` gives it one (its runs then train on
+    it, `Settings.model_device("train")`), the CPU otherwise."""
+    options: dict = {"num_cpus": settings.train_num_cpus}
+    if settings.model_device("train") == "cuda":
+        options["num_gpus"] = settings.train_num_gpus
+    return options
+
+
 _train_task = ray.remote(max_retries=0)(_with_threads(train_pipelines, every_core=False))
 _bootstrap_task = ray.remote(max_retries=0)(_with_threads(bootstrap.run_bootstrap, every_core=True))
 
@@ -64,18 +73,12 @@ class Trainer:
             except Exception as exc:  # the database is down: serving starts without the bootstrap
                 log.warning("bootstrap not started", extra={"error": str(exc)})
 
-    def _task_options(self) -> dict:
-        options: dict = {"num_cpus": self.settings.train_num_cpus}
-        if self.settings.device == "cuda" and self.settings.train_num_gpus:
-            options["num_gpus"] = self.settings.train_num_gpus
-        return options
-
     async def _bootstrap(self) -> None:
         async with self.db.acquire() as conn:
             if not await bootstrap.wanted(conn):
                 return
             await bootstrap.plan(conn)  # readiness shows the steps from now on
-        task = _bootstrap_task.options(**self._task_options()).remote(self.settings, self.settings.database_url)
+        task = _bootstrap_task.options(**task_options(self.settings)).remote(self.settings, self.settings.database_url)
         # Trainings asked for meanwhile would compete for the same cores: they wait (409) until it ends.
         self.tasks.update(dict.fromkeys(TRAINABLE, task))
         self._watch(self._resume_if_lost(task))
@@ -118,7 +121,7 @@ class Trainer:
                                 message=f"already training: {', '.join(busy)}; wait for that run to end")
         async with self.db.acquire() as conn:
             runs = [(p, await registry.queue_run(conn, p, request.model_dump())) for p in pipelines]
-        task = _train_task.options(**self._task_options()).remote(
+        task = _train_task.options(**task_options(self.settings)).remote(
             self.settings, self.settings.database_url, runs,
             # Unset fields stay unset, so that a learning rate not given is the deployment's.
             TrainOptions.model_validate(request.model_dump(exclude={"pipeline"}, exclude_unset=True)),

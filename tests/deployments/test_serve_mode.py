@@ -9,7 +9,7 @@ import sys
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from ops.serve_mode import HIGH_THROUGHPUT
+from ops.serve_mode import NODE_ENVIRONMENT
 from tests.conftest import AUTH
 
 HAPROXY_METRICS = f"http://127.0.0.1:{os.environ.get('RAY_SERVE_HAPROXY_METRICS_PORT', '9101')}/metrics"
@@ -50,8 +50,8 @@ def test_ray_env_prints_what_a_node_needs_and_keeps_what_is_set() -> None:
                              check=True, env=env).stdout
         return dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
 
-    clean = {k: v for k, v in os.environ.items() if k not in HIGH_THROUGHPUT}
-    assert exports(clean) == HIGH_THROUGHPUT
+    clean = {k: v for k, v in os.environ.items() if k not in NODE_ENVIRONMENT}
+    assert exports(clean) == NODE_ENVIRONMENT
     assert exports(clean | {"RAY_SERVE_ENABLE_HA_PROXY": "0"})["RAY_SERVE_ENABLE_HA_PROXY"] == "0"
 
 
