@@ -17,9 +17,8 @@ from models.verbalizer.prompts import VerbalizerConfig
 from tandem.access_and_limits import AccessAndLimits
 from tandem.artifact_settings import ArtifactSettings
 
+SMALL_MODEL_GPUS = "GPU share per replica on cuda (e.g. 0.1 beside an LLM at 0.7 on one card); 0 keeps it on the CPU."
 # The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
-SMALL_MODEL_GPUS = ("GPU share per replica on cuda (e.g. 0.1, beside an LLM at 0.7, to share one card); "
-                    "0 keeps the model on the CPU.")
 DEPLOYMENTS = ("ingress", "llm", "candidates", "retriever", "keywords")
 
 # Where a checkout keeps its generated state; a fresh clone has `../shared/data` beside it.
@@ -88,8 +87,7 @@ class Settings(AccessAndLimits, ArtifactSettings):
     llm_dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
     llm_max_model_len: int = Field(default=4096, ge=16)
     llm_kv_cache_gib: float = Field(default=1.0, gt=0, description="CPU KV-cache space per engine.")
-    llm_enforce_eager: bool | None = Field(default=None, description="Skip CUDA graph capture (faster start, slower "
-                                           "decoding); unset: on CPU, where it is needed, and not on cuda.")
+    llm_enforce_eager: bool | None = Field(default=None, description="Skip CUDA graph capture; unset: on CPU only.")
     llm_gpu_memory_utilization: float = Field(default=0.85, gt=0, le=1)
     llm_num_cpus: float = Field(default=1.0, ge=0, description="Logical CPUs Ray reserves per LLM replica.")
     # vLLM-CPU runs one OpenMP thread per core it is given. Left to itself ("auto") it keeps one core of each

@@ -86,8 +86,7 @@ class LiveCollection(VersionWatch):
                 changed = [i for i, stamp in stamps.items() if i not in known or self.stamps.get(i) != stamp]
                 rows = {p.id: p for p in await self.read(conn, changed)}
             new_index = active is not None and (self.index_version is None or active.id != self.index_version.id)
-            if new_index:
-                active = await self.local(active)
+            active = await self.local(active) if new_index else active
             if self.current is not None and not new_index and not changed and stamps.keys() == known.keys():
                 return False
             collection = [rows.get(i) or known[i] for i in sorted(stamps)]
