@@ -86,21 +86,28 @@ class LLMServer:
         """An OpenAI request (`completions` or `chat/completions`, its JSON as the client sent it) answered by
         vLLM's serving layer: first the answer or its error, then a stream's events (`OpenAIFrontend.answer`)."""
         kind = ("chat" if route == "chat/completions" else "completion") + ("_stream" if body.get("stream") else "")
-        started, outcome, events = time.monotonic(), "ok", 0
+        started, outcome, events = time.monotonic(), "cancelled", 0
         answer = self.openai_frontend.answer(route, body)
-        async for item in batched_events(answer, self.stream_interval_s):
-            if isinstance(item, ServiceError):
-                outcome = "rejected"
-            elif isinstance(item, OpenAIAnswer) and item.body is not None:
-                self.latency.observe(time.monotonic() - started, tags={"kind": kind})
-                if usage := item.body.get("usage"):
-                    self._count_tokens(kind, usage["prompt_tokens"], usage.get("completion_tokens") or 0)
-            elif isinstance(item, str):
-                events += 1
-                if events == 1:
-                    self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
-            yield item
-        self.requests.inc(tags={"kind": kind, "outcome": outcome})
+        # Counted in `finally`: the ingress closes this generator as soon as it holds a whole answer, so code after
+        # the loop may never run.
+        try:
+            async for item in batched_events(answer, self.stream_interval_s):
+                if isinstance(item, ServiceError):
+                    outcome = "rejected"
+                elif isinstance(item, OpenAIAnswer) and item.body is not None:
+                    outcome = "ok"
+                    self.latency.observe(time.monotonic() - started, tags={"kind": kind})
+                    if usage := item.body.get("usage"):
+                        self._count_tokens(kind, usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+                elif isinstance(item, str):
+                    events += 1
+                    if events == 1:
+                        self.first_token.observe(time.monotonic() - started, tags={"kind": kind})
+                yield item
+            if outcome == "cancelled":  # a stream read to its end
+                outcome = "ok"
+        finally:
+            self.requests.inc(tags={"kind": kind, "outcome": outcome})
 
     def _adapter(self, name: str | None):
         """The adapter when it is served, else the base model: (LoRARequest or None, model name, adapter
