@@ -18,9 +18,9 @@ VENV=.venv-gpu
 make install EXTRAS=gpu,dev VENV=$VENV PIP_ARGS="${PIP_ARGS:-}"
 PY=$VENV/bin/python
 
-# One card shared by every model, as serve_config.yaml's comments lay it out.
-export TANDEM_DEVICE=cuda TANDEM_LLM_NUM_GPUS=0.7 TANDEM_LLM_GPU_MEMORY_UTILIZATION=0.6 \
-  TANDEM_CANDIDATES_NUM_GPUS=0.1 TANDEM_RETRIEVER_NUM_GPUS=0.1 TANDEM_KEYWORDS_NUM_GPUS=0.1 \
+# One card shared by every model and the trainings (the bootstrap's runs record "device": "cuda" in their metrics).
+export TANDEM_DEVICE=cuda TANDEM_LLM_NUM_GPUS=0.6 TANDEM_LLM_GPU_MEMORY_UTILIZATION=0.5 \
+  TANDEM_CANDIDATES_NUM_GPUS=0.1 TANDEM_RETRIEVER_NUM_GPUS=0.1 TANDEM_KEYWORDS_NUM_GPUS=0.1 TANDEM_TRAIN_NUM_GPUS=0.1 \
   TANDEM_RANKER_TIMEOUT_S=600 TANDEM_QA_TIMEOUT_S=600 TANDEM_VAR_DIR="${TANDEM_VAR_DIR:-$PWD/var-gpu}"
 TANDEM_ADMIN_KEY=$($PY -c "from db.api_keys import new_key; print(new_key())")
 export TANDEM_ADMIN_KEY

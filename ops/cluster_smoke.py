@@ -3,11 +3,13 @@ way (`ray start --head`, `ray start --address`, `serve deploy serve_config.yaml`
 killed while requests keep coming; then models trained through the API on one node served on the other from the
 artifact store alone (ops/cluster_artifacts.py).
 
-Both nodes run on this machine with one logical CPU each, so the LLM (one CPU) and the small models cannot share
-a node: the application necessarily spans both. The config deployed is the project's serve_config.yaml with
-what a single machine needs changed: free ports, the proxy on the head node only (two proxies cannot bind one
-port), this checkout's model folder, a fresh embedded database, two keyword replicas so one can be killed (at an
-eighth of a CPU each, which leaves a training task room), and an artifact cache per node.
+Both nodes run on this machine, each with a custom resource named after it that places the work: the head node
+(two CPUs) runs the LLM and the LRURec replica, the worker node (one CPU) the keyword replicas and every training
+task (TANDEM_TRAIN_RESOURCES, as a cluster with training nodes would set it). So the application spans both nodes
+and a model is trained on one node and served on the other. The config deployed is the project's
+serve_config.yaml with what a single machine needs changed: free ports, the proxy on the head node only (two
+proxies cannot bind one port), this checkout's model folder, a fresh embedded database, two keyword replicas so
+one can be killed (at an eighth of a CPU each), those placements, and an artifact cache per node.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from tandem.settings import Settings
 log = logging.getLogger("tandem.cluster")
 
 KILLED_DEPLOYMENT = "Keywords"
+# The custom resource of each node, which places replicas and training tasks on it.
+HEAD, WORKER = "head", "worker"
 # `ray start --head` turns on token authentication (the token in ~/.ray/auth_token); every other client
 # (the worker node, `serve deploy`, this driver) must be told to send it.
 TOKEN_AUTH = {"RAY_AUTH_MODE": "token"}
@@ -71,7 +75,12 @@ def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, ht
     # No first-run bootstrap: its training tasks would take the CPU a killed replica frees, and the replacement
     # could not be placed until they end.
     app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
-                    "keywords_num_cpus": 0.125, "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off"}
+                    "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off",
+                    "train_resources": {WORKER: 1}}
+    app["deployments"] = [
+        {"name": name, "ray_actor_options": {"num_cpus": cpus, "resources": {node: 1}}}
+        for name, cpus, node in (("LLMServer", settings.llm_num_cpus, HEAD),
+                                 ("Candidates", settings.candidates_num_cpus, HEAD), ("Keywords", 0.125, WORKER))]
     target.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
@@ -93,6 +102,16 @@ def head_node(gcs: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"ray list nodes failed: {done.stderr[-2000:]}")
     return next(n["node_id"] for n in json.loads(done.stdout) if n["is_head_node"])
+
+
+def task_nodes(gcs: str, name: str) -> set[str]:
+    """The nodes that ran Ray tasks called `name` (the trainer names its tasks `train:<pipelines>`)."""
+    done = subprocess.run([_tool("ray"), "list", "tasks", "--detail", "--format", "json", "--limit", "1000",
+                           "--filter", f"name={name}", "--address", gcs],
+                          capture_output=True, text=True, timeout=120, env=os.environ | TOKEN_AUTH)
+    if done.returncode != 0:
+        raise RuntimeError(f"ray list tasks failed: {done.stderr[-2000:]}")
+    return {t["node_id"] for t in json.loads(done.stdout) if t.get("node_id")}
 
 
 def replica_nodes(gcs: str) -> dict[str, list[tuple[str, int, str]]]:
@@ -152,13 +171,15 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
             # Each node caches artifacts on its own disk, read from its own environment.
             caches = {"head": work / "cache-head", "worker": work / "cache-worker"}
             with console.status("starting the Ray head node"):
-                _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=1", "--include-dashboard=true",
+                _run(ray, "start", "--head", f"--port={gcs_port}", "--num-cpus=2",
+                     f"--resources={json.dumps({HEAD: 100})}", "--include-dashboard=true",
                      "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
                      f"--metrics-export-port={_free_port()}", "--disable-usage-stats",
                      env=mode | {"TANDEM_ARTIFACT_CACHE_DIR": str(caches["head"])})
             with console.status("starting a worker node"):
                 # A second node on the same host needs its own agent port and worker port range.
-                _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--metrics-export-port={_free_port()}",
+                _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--resources={json.dumps({WORKER: 100})}",
+                     f"--metrics-export-port={_free_port()}",
                      f"--dashboard-agent-listen-port={_free_port()}", "--min-worker-port=20000",
                      "--max-worker-port=29999", "--disable-usage-stats",
                      env=mode | {"TANDEM_ARTIFACT_CACHE_DIR": str(caches["worker"])})
@@ -187,7 +208,11 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                 import_movielens(db_url, settings.data_dir)
                 head = head_node(gcs)
                 by_node = {node: caches["head" if node == head else "worker"] for node in nodes}
-                artifacts = artifacts_across_nodes(url, auth, by_node, before["Candidates"][0][2], timeout_s)
+                serving_node = before["Candidates"][0][2]
+                artifacts = artifacts_across_nodes(url, auth, by_node, serving_node, timeout_s)
+                trained_on = task_nodes(gcs, "train:lrurec")
+                artifacts["trained_on_other_node"] = bool(trained_on) and serving_node not in trained_on
+                artifacts["ok"] = artifacts["ok"] and artifacts["trained_on_other_node"]
             return {
                 "nodes": len(nodes),
                 "replicas": {d: [node[:8] for _, _, node in r] for d, r in sorted(before.items())},

@@ -16,6 +16,7 @@ from models.lora import LoRAShape
 from models.verbalizer.prompts import VerbalizerConfig
 from tandem.access_and_limits import AccessAndLimits
 from tandem.artifact_settings import ArtifactSettings
+from tandem.training_settings import TrainingSettings
 
 SMALL_MODEL_GPUS = "GPU share per replica on cuda (e.g. 0.1 beside an LLM at 0.7 on one card); 0 keeps it on the CPU."
 # The deployments whose replicas the settings size: `<name>_replicas`, `<name>_max_replicas`, ….
@@ -26,7 +27,7 @@ _DEFAULT_VAR = Path("var")
 _DEFAULT_DATA = Path("../shared/data")
 
 
-class Settings(AccessAndLimits, ArtifactSettings):
+class Settings(AccessAndLimits, ArtifactSettings, TrainingSettings):
     model_config = SettingsConfigDict(env_prefix="TANDEM_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # --- storage -------------------------------------------------------------
@@ -134,13 +135,6 @@ class Settings(AccessAndLimits, ArtifactSettings):
     lora_alpha: int = Field(default=16, ge=1)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     lora_target_modules: list[str] = Field(default=["q_proj", "k_proj", "v_proj", "o_proj"])
-    train_num_cpus: float = Field(
-        default=0.25, gt=0, description="CPUs a training task asks Ray for; on 2 cores the LLM (1) and the three "
-        "small models (0.25 each) leave 0.25.",
-    )
-    train_num_gpus: float = Field(default=0.0, ge=0, description="GPUs a training task asks Ray for (cuda).")
-    train_threads: int = Field(default=1, ge=0, description="Torch threads of a training beside serving (0: every "
-                               "core); the first-run bootstrap, with nothing to serve yet, uses every core.")
 
     # --- encoders ------------------------------------------------------------
     bert_model: str = Field(default="", description="HF id or folder; empty: the local small BERT (prod: "

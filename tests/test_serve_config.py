@@ -105,3 +105,6 @@ def test_on_cuda_the_engine_captures_graphs_and_training_gets_the_gpu_it_asks_fo
     no_gpu = cuda.model_copy(update={"train_num_gpus": 0.0})
     assert task_options(no_gpu) == {"num_cpus": cuda.train_num_cpus} and no_gpu.model_device("train") == "cpu"
     assert task_options(cpu) == {"num_cpus": cpu.train_num_cpus} and cpu.model_device("train") == "cpu"
+    # Custom resources keep trainings on the nodes started with them.
+    placed = Settings(database_url="postgresql://x", train_resources={"training": 1})
+    assert task_options(placed) == {"num_cpus": placed.train_num_cpus, "resources": {"training": 1.0}}

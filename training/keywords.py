@@ -111,12 +111,13 @@ def run_keyword_training(settings: Settings, request: KeywordRequest, url: str, 
         raise ValueError("too few keyword pairs in the database: run `tandem db import-keywords` first")
     version = new_version(request.label)
     output = settings.artifacts_dir / PIPELINE / version
-    model = KeywordModel.load(settings.bart_path, settings.keywords_generation)
+    model = KeywordModel.load(settings.bart_path, settings.keywords_generation, settings.model_device("train"))
 
     def work(report) -> dict:
         metrics = train_keywords(model, train_pairs, config, output, on_epoch=report)
         if held:
-            metrics["held_out"] = held_out_report(KeywordModel.load(output, model.generation), held)
+            best = KeywordModel.load(output, model.generation, str(model.model.device))
+            metrics["held_out"] = held_out_report(best, held)
             (output / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
         return metrics
 

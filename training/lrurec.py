@@ -61,11 +61,12 @@ def run_training(
     seqs = build_sequences(events)
     model_cfg = LRURecConfig(num_items=seqs.num_items, **request.options.model_options())
     train_cfg = config_of(request.options, TrainConfig)
+    device = settings.model_device("train")
     if request.ratings is not None:
-        return train(seqs, model_cfg, train_cfg, output)
+        return train(seqs, model_cfg, train_cfg, output, device=device)
     params = {"model": model_cfg.to_dict(), "train": train_cfg.model_dump(), "users": len(seqs.user_ids)}
     return registered.run(settings, database_url, PIPELINE, params, version, output,
-                          lambda report: train(seqs, model_cfg, train_cfg, output, on_epoch=report),
+                          lambda report: train(seqs, model_cfg, train_cfg, output, on_epoch=report, device=device),
                           request.activate, run_id)
 
 

@@ -40,7 +40,8 @@ async def _run(settings: Settings, url, pipeline, parameters, version, output, w
                 written = dict(latest)
                 await registry.set_progress(conn, run_id, written)
         try:
-            metrics = training.result()
+            # Every training here runs where `train_num_gpus` says (Settings.model_device("train")).
+            metrics = {**training.result(), "device": settings.model_device("train")}
         except Exception as exc:
             await registry.fail_run(conn, run_id, f"{type(exc).__name__}: {exc}")
             raise

@@ -79,7 +79,8 @@ def run_dpr_training(settings: Settings, request: DPRRequest, url: str, run_id: 
     if options.max_questions is not None:
         train_records = train_records[: options.max_questions]
     model = DualEncoder.from_base(settings.bert_path, max_question_tokens=settings.dpr_max_question_tokens,
-                                  max_passage_tokens=settings.dpr_max_passage_tokens, pooling=settings.dpr_pooling)
+                                  max_passage_tokens=settings.dpr_max_passage_tokens,
+                                  pooling=settings.dpr_pooling).to(settings.model_device("train"))
     chunks = chunk_passages([(p.id, p.text) for p in collection.passages], model.tokenizer, settings.chunk_tokens)
     document_of = {p.id: p.document for p in collection.passages}
     by_document: dict[str, list] = {}
@@ -116,7 +117,8 @@ def run_index_build(settings: Settings, url: str, dpr: Path | None = None, activ
 
     def build(report) -> dict:
         report(stage="encoding", passages=len(collection.passages))
-        dense = build_dense(DualEncoder.load(dpr), collection.passages, config, settings.chunk_tokens, progress=True)
+        encoder = DualEncoder.load(dpr).to(settings.model_device("train"))
+        dense = build_dense(encoder, collection.passages, config, settings.chunk_tokens, progress=True)
         meta = {"version": version, "dpr_artifact": str(dpr), "passages": len(collection.passages),
                 "config": asdict(config)}
         dense.save(output, meta)

@@ -47,10 +47,13 @@ def _with_threads(run: Callable, every_core: bool) -> Callable:
 
 def task_options(settings: Settings) -> dict:
     """What a training task asks Ray for: a GPU only when `train_num_gpus` gives it one (its runs then train on
-    it, `Settings.model_device("train")`), the CPU otherwise."""
+    it, `Settings.model_device("train")`), the CPU otherwise; `train_resources` keeps it on the nodes that have
+    them."""
     options: dict = {"num_cpus": settings.train_num_cpus}
     if settings.model_device("train") == "cuda":
         options["num_gpus"] = settings.train_num_gpus
+    if settings.train_resources:
+        options["resources"] = dict(settings.train_resources)
     return options
 
 
@@ -78,7 +81,8 @@ class Trainer:
             if not await bootstrap.wanted(conn):
                 return
             await bootstrap.plan(conn)  # readiness shows the steps from now on
-        task = _bootstrap_task.options(**task_options(self.settings)).remote(self.settings, self.settings.database_url)
+        task = _bootstrap_task.options(name="bootstrap", **task_options(self.settings)).remote(
+            self.settings, self.settings.database_url)
         # Trainings asked for meanwhile would compete for the same cores: they wait (409) until it ends.
         self.tasks.update(dict.fromkeys(TRAINABLE, task))
         self._watch(self._resume_if_lost(task))
@@ -121,7 +125,8 @@ class Trainer:
                                 message=f"already training: {', '.join(busy)}; wait for that run to end")
         async with self.db.acquire() as conn:
             runs = [(p, await registry.queue_run(conn, p, request.model_dump())) for p in pipelines]
-        task = _train_task.options(**task_options(self.settings)).remote(
+        # Named for Ray's state API and dashboard (`ray list tasks --filter name=train:lrurec`).
+        task = _train_task.options(name=f"train:{'+'.join(pipelines)}", **task_options(self.settings)).remote(
             self.settings, self.settings.database_url, runs,
             # Unset fields stay unset, so that a learning rate not given is the deployment's.
             TrainOptions.model_validate(request.model_dump(exclude={"pipeline"}, exclude_unset=True)),

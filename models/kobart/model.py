@@ -37,7 +37,7 @@ class KeywordModel:
         return [[self.tokenizer.bos_token_id, *x, self.tokenizer.eos_token_id] for x in ids]
 
     def _padded(self, ids: list[list[int]]) -> dict[str, torch.Tensor]:
-        return self.tokenizer.pad({"input_ids": ids}, return_tensors="pt")
+        return self.tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(self.model.device)
 
     def encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
         return self._padded(self.token_ids(texts, self.generation.max_input_tokens))
@@ -53,7 +53,6 @@ class KeywordModel:
         """One batched beam search for all texts."""
         if not texts:
             return []
-        inputs = {k: v.to(self.model.device) for k, v in self.encode(texts).items()}
-        out = self.model.generate(**inputs, num_beams=self.generation.num_beams,
+        out = self.model.generate(**self.encode(texts), num_beams=self.generation.num_beams,
                                   max_new_tokens=self.generation.max_new_tokens, early_stopping=True)
         return [parse_keywords(t) for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]

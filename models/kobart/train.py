@@ -82,7 +82,7 @@ def train_keywords(model: KeywordModel, pairs: list[Pair], config: KeywordTrainC
             model.tokenizer.save_pretrained(output)
         elif epoch - best_epoch >= config.patience:
             break
-    best_model = KeywordModel.load(output, model.generation)
+    best_model = KeywordModel.load(output, model.generation, str(model.model.device))
     predicted = [k for i in range(0, len(val), 64) for k in best_model.extract([q for q, _ in val[i : i + 64]])]
     metrics = {"best_epoch": best_epoch, "val_loss": best, "validation": set_scores(predicted, [k for _, k in val]),
                "epochs": history, "pairs": len(train_set), "validation_pairs": len(val),

@@ -30,7 +30,8 @@ class Checkpoint:
         config = json.loads((folder / "config.json").read_text())
         fields = LRURecConfig.__dataclass_fields__
         model = LRURec(LRURecConfig(**{k: v for k, v in config.items() if k in fields}))
-        model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+        # Trained on a GPU or not, a checkpoint loads on any node; the server moves it where it runs.
+        model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
         model.eval()
         item_ids = json.loads((folder / "items.json").read_text())
         popularity = torch.load(folder / "popularity.pt", weights_only=True)

@@ -26,11 +26,12 @@ def exclude_history(scores: torch.Tensor, histories: list[list[int]]) -> torch.T
 @torch.no_grad()
 def evaluate(model: LRURec, seqs: Sequences, stage: str, batch_size: int = 128) -> dict[str, float]:
     model.eval()
+    device = next(model.parameters()).device
     inputs, targets = split(seqs, stage)
     ranks = []
     for i in range(0, len(inputs), batch_size):
         batch = inputs[i:i + batch_size]
-        scores = model.last_scores(left_pad(batch, model.cfg.max_len))
+        scores = model.last_scores(left_pad(batch, model.cfg.max_len).to(device)).cpu()
         scores = exclude_history(scores, batch)
         ranks.append(target_ranks(scores, torch.tensor(targets[i:i + batch_size])))
     return metrics_from_ranks(torch.cat(ranks))

@@ -52,10 +52,11 @@ def train_epoch(model: LRURec, optimizer: torch.optim.Optimizer, inputs: torch.T
     """One pass over the windows in a random order; returns the mean loss."""
     model.train()
     order = torch.randperm(len(inputs), generator=generator)
+    device = next(model.parameters()).device
     total = 0.0
     for i in range(0, len(order), cfg.batch_size):
         idx = order[i:i + cfg.batch_size]
-        _, loss = model(inputs[idx], labels[idx], cfg.exclude_seen)
+        _, loss = model(inputs[idx].to(device), labels[idx].to(device), cfg.exclude_seen)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -65,13 +66,13 @@ def train_epoch(model: LRURec, optimizer: torch.optim.Optimizer, inputs: torch.T
 
 def train(
     seqs: Sequences, model_cfg: LRURecConfig, cfg: TrainConfig, output: Path, progress: bool = True,
-    on_epoch: Callable[..., None] | None = None,
+    on_epoch: Callable[..., None] | None = None, device: str = "cpu",
 ) -> dict:
-    """Train, keep the best epoch's checkpoint in `output`, and return (and write) the test metrics.
+    """Train on `device`, keep the best epoch's checkpoint in `output`, and return (and write) the test metrics.
     `on_epoch(**progress)` hears of every epoch (a recorded run writes it to its row)."""
     seed_everything(cfg.seed)
     started = time.monotonic()
-    model = LRURec(model_cfg)
+    model = LRURec(model_cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)
     ties = random.Random(cfg.seed)

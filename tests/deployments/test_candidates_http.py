@@ -26,6 +26,7 @@ def history_of(http: httpx.Client, user: str) -> list[str]:
 
 def test_training_from_the_database_registers_and_beats_popularity(trained: dict, pg_url: str) -> None:
     assert trained["test"]["NDCG@10"] > trained["most_popular_test"]["NDCG@10"]
+    assert trained["device"] == "cpu"  # no GPU share for training (TANDEM_TRAIN_NUM_GPUS=0)
 
     async def rows():
         conn = await asyncpg.connect(pg_url)
