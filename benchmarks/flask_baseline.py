@@ -28,6 +28,7 @@ from models.dpr.retriever import Passage, Retriever, load_dense
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.recommender import Recommender
 from models.qa.prompts import Context, QAPrompter
+from models.verbalizer.fusion import order_by
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from tandem.artifacts import local_version, node_cache
@@ -93,7 +94,7 @@ def build_app(settings: Settings, url: str) -> Flask:
         with adapter("ranker"), torch.inference_mode():
             (scores,) = label_logprobs(model, [prompt], verbalizer.label_ids[: len(ranked.item_ids)],
                                        tokenizer.eos_token_id)
-        order = verbalizer.order(scores)
+        order = order_by(scores)
         return jsonify({"items": [{"item_id": ranked.item_ids[i], "score": scores[i]}
                                   for i in order[: int(body.get("k", 10))]]})
 

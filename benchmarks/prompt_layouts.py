@@ -23,13 +23,13 @@ from db.files.ratings_csv import read_items
 from models.lora import pad_id_of
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import build_sequences
-from models.verbalizer.data import evaluation_cases
+from models.verbalizer.fusion import order_by
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import candidate_metrics
-from models.verbalizer.train import ranker_orders
+from models.verbalizer.train import ranker_logprobs
 from tandem.settings import Settings
 from training.lrurec import events_from_csv
-from training.ranker import lrurec_candidates
+from training.ranker import lrurec_cases
 
 
 def per_user_ndcg(cases, orders) -> list[float]:
@@ -60,8 +60,7 @@ def main() -> None:
     seqs = build_sequences(events_from_csv(args.ratings), item_ids=checkpoint.item_ids)
     info = read_items(args.items)
     titles = {n: info[i].title if i in info else i for n, i in enumerate(checkpoint.item_ids, start=1)}
-    candidates = lrurec_candidates(checkpoint, seqs, "test", settings.ranker_candidates)
-    cases = evaluation_cases(seqs, candidates, "test")[: args.eval_users]
+    cases = lrurec_cases(checkpoint, seqs, "test", settings.ranker_candidates, args.eval_users)
     tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
     report, per_user = {"users": len(cases)}, {}
     report["lrurec"] = candidate_metrics(cases, [list(range(len(c.candidates))) for c in cases])
@@ -69,7 +68,8 @@ def main() -> None:
         verbalizer = Verbalizer(tokenizer, adapter_config(folder) or settings.verbalizer)
         base = AutoModelForCausalLM.from_pretrained(settings.llm_path, dtype=torch.bfloat16)
         model = PeftModel.from_pretrained(base, folder).eval()
-        orders = ranker_orders(model, verbalizer, cases, titles, pad_id_of(tokenizer), 8, progress=True)
+        orders = [order_by(lp) for lp in ranker_logprobs(model, verbalizer, cases, titles, pad_id_of(tokenizer), 8,
+                                                         progress=True)]
         tokens = [len(verbalizer.prompt_ids([titles[h] for h in c.history], [titles[x] for x in c.candidates]))
                   for c in cases if c.candidates]
         per_user[folder.name] = per_user_ndcg(cases, orders)

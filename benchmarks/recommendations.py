@@ -30,6 +30,7 @@ import httpx
 import torch
 from closed_loop import measure
 
+from models.verbalizer.fusion import order_by
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import label_logprobs
 from ops.stack import api_headers
@@ -55,7 +56,7 @@ class OneAtATime:
             prompt = self.verbalizer.prompt_ids(history, candidates)
             labels = self.verbalizer.label_ids[: len(candidates)]
             (scores,) = label_logprobs(self.model, [prompt], labels, self.tokenizer.eos_token_id)
-        return self.verbalizer.order(scores)
+        return order_by(scores)
 
     async def __call__(self, user: str, k: int) -> None:
         found = (await self.client.post("/v1/candidates", json={

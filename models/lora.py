@@ -32,6 +32,8 @@ class LoRATrainConfig(BaseModel):
     lr: float = Field(default=3e-4, gt=0, le=1, description="AdamW learning rate.")
     weight_decay: float = Field(default=0.0, ge=0)
     seed: int = Field(default=0, description="Adapter initialisation, example order and sampling.")
+    checkpoint_steps: int = Field(default=16, ge=1, description="With a resume folder, the adapter and optimizer "
+                                  "are saved there every this many steps, and a run started again continues there.")
 
 
 def load_base(path: str, device: str):
@@ -85,24 +87,53 @@ def answer_loss(model, ids: list[int], labels: list[int]) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(logits[0, :-1].float(), targets, ignore_index=-100, reduction="sum")
 
 
+class Resume:
+    """Where an interrupted `fit` continues: the trainable weights, the optimizer and the losses so far, saved every
+    `checkpoint_steps` in `folder` (written aside and renamed, so a crash leaves the previous one whole)."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / "fit_state.pt"
+
+    def load(self, model, optimizer) -> tuple[int, list[float]]:
+        if not self.path.exists():
+            return 0, []
+        state = torch.load(self.path, map_location=model.device, weights_only=True)
+        trainable = dict(_trainable(model))
+        for name, value in state["weights"].items():
+            trainable[name].data.copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        return int(state["step"]), [float(x) for x in state["losses"]]
+
+    def save(self, model, optimizer, step: int, losses: list[float]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".partial")
+        torch.save({"weights": {n: p.detach() for n, p in _trainable(model)}, "optimizer": optimizer.state_dict(),
+                    "step": step, "losses": losses}, partial)
+        partial.replace(self.path)
+
+
+def _trainable(model):
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+
+
 def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, name: str, progress: bool = True,
-        on_step: Callable[..., None] | None = None) -> dict:
+        on_step: Callable[..., None] | None = None, resume: Resume | None = None) -> dict:
     """Train the adapter's parameters; returns the step count and the mean loss of the first and last 20 steps.
     A step's examples go through one at a time and their gradients add up: the loss is the mean over the step's
-    labelled tokens, as one padded batch would give, at the memory of one example and with no padding computed."""
+    labelled tokens, as one padded batch would give, at the memory of one example and with no padding computed.
+    With `resume`, a run interrupted after a checkpoint continues from it (the same examples in the same order)."""
     if not pairs:
         raise ValueError("no training examples")
     rng = random.Random(cfg.seed)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW([p for _, p in _trainable(model)], lr=cfg.lr, weight_decay=cfg.weight_decay)
     batches = []
     for _ in range(cfg.epochs):
         order = list(pairs)
         rng.shuffle(order)
         batches += [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-    bar = tqdm(batches, desc=name, unit="step", disable=not progress)
-    losses = []
-    for step, batch in enumerate(bar, start=1):
+    done, losses = resume.load(model, optimizer) if resume else (0, [])
+    bar = tqdm(total=len(batches), initial=done, desc=name, unit="step", disable=not progress)
+    for step, batch in enumerate(batches[done:], start=done + 1):
         model.train()
         optimizer.zero_grad()
         tokens = sum(sum(1 for y in labels if y != -100) for _, labels in batch)
@@ -113,10 +144,14 @@ def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, name: str, progress: boo
             total += loss.item()
         optimizer.step()
         losses.append(total / tokens)
+        bar.update()
         bar.set_postfix(loss=f"{sum(losses[-20:]) / len(losses[-20:]):.3f}")
         if on_step:
-            on_step(unit="step", step=step, total=len(batches), loss=round(losses[-1], 4))
-    return {"steps": len(batches), "first_loss": round(sum(losses[:20]) / len(losses[:20]), 4),
+            on_step(unit="step", step=step, total=len(batches), loss=round(losses[-1], 4), resumed_at=done)
+        if resume and (step % cfg.checkpoint_steps == 0 or step == len(batches)):
+            resume.save(model, optimizer, step, losses)
+    bar.close()
+    return {"steps": len(batches), "resumed_at": done, "first_loss": round(sum(losses[:20]) / len(losses[:20]), 4),
             "last_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4)}
 
 

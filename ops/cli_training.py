@@ -21,12 +21,15 @@ def add_options(parser: argparse.ArgumentParser, options: type[BaseModel], defau
     for name, field in options.model_fields.items():
         kinds = [k for k in typing.get_args(field.annotation) if k is not type(None)] \
             if isinstance(field.annotation, types.UnionType) else [field.annotation]
-        if len(kinds) != 1 or kinds[0] not in (bool, int, float, str):
+        choices = typing.get_args(kinds[0]) if typing.get_origin(kinds[0]) is typing.Literal else None
+        if len(kinds) != 1 or (kinds[0] not in (bool, int, float, str) and choices is None):
             continue
         default = (defaults or {}).get(name, field.default)
         help_text = (field.description or "") + ("" if default is None else f" (default: {default})")
         flag = "--" + name.replace("_", "-")
-        if kinds[0] is bool:
+        if choices is not None:
+            parser.add_argument(flag, choices=choices, default=argparse.SUPPRESS, help=help_text)
+        elif kinds[0] is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
             parser.add_argument(flag, type=kinds[0], default=argparse.SUPPRESS, help=help_text)

@@ -89,6 +89,8 @@ def test_train_ranker_on_a_saved_lrurec(ratings: Path, tmp_path: Path, project_r
     assert trained.returncode == 0, trained.stderr
     last = json.loads(trained.stdout.strip().splitlines()[-1])
     assert last["steps"] == 2 and last["test"]["users"] == 8 and last["lrurec"] == str(lrurec)
+    assert last["negatives"] == "lrurec" and {"lrurec", "llm", "fused"} <= set(last["test"])
+    assert json.loads((ranker / "metrics.json").read_text())["fusion"]["weight"] == last["fusion"]["weight"]
     assert {"adapter_config.json", "adapter_model.safetensors", "metrics.json"} <= {p.name for p in ranker.iterdir()}
     assert json.loads((ranker / "adapter_config.json").read_text())["r"] == 8
     assert "step" in trained.stderr  # the progress bar

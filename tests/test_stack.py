@@ -74,7 +74,7 @@ def _wait_for_line(lines: list[str], proc: subprocess.Popen, text: str, timeout_
 def _every_pipeline_answers_from_its_own_models(base: str, key: str) -> None:
     with httpx.Client(base_url=base, timeout=300, headers={"Authorization": f"Bearer {key}"}) as http:
         rec = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
-        assert rec["ordered_by"] == "llm" and rec["adapter"] == "ranker", rec
+        assert rec["ordered_by"] == "fused" and rec["adapter"] == "ranker", rec
         assert all(v.endswith("-quick") for v in rec["model_versions"].values()), rec["model_versions"]
         qa = http.post("/v1/qa", json={"question": "임진왜란은 몇 년에 일어났는가?", "max_tokens": 16}).json()
         assert qa["answered"] and qa["model"].endswith(":qa") and qa["adapter_version"].endswith("-quick"), qa

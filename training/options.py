@@ -8,6 +8,8 @@ A learning rate that is not given for DPR or the keyword model is the deployment
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from models.dpr.train import DPRTrainConfig
@@ -36,8 +38,11 @@ class LRURecOptions(TrainConfig):
 
 class RankerOptions(RankerTrainConfig):
     examples: int = Field(default=DEFAULT_EXAMPLES, ge=1, le=100_000, description="LlamaRec-style training prompts.")
-    eval_users: int | None = Field(default=None, ge=1, description="Evaluate on the first N test users; all when "
-                                   "omitted.")
+    negatives: Literal["lrurec", "random"] = Field(
+        default="lrurec", description="What the true next item is among: LRURec's top candidates for the prefix "
+        "(what the ranker will rank) or random unseen items.")
+    eval_users: int | None = Field(default=None, ge=1, description="Tune the fusion weight on the first N "
+                                   "validation users and evaluate on the first N test users; all when omitted.")
 
 
 class DPROptions(DPRTrainConfig):

@@ -8,6 +8,9 @@ version in the database or a folder. Trained from the database, the adapter is r
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,10 +18,18 @@ import torch
 
 from db import connect
 from db.files.ratings_csv import read_items
+from models.lora import Resume
 from models.lrurec.checkpoint import Checkpoint
 from models.lrurec.data import Sequences, build_sequences, left_pad
 from models.lrurec.evaluate import exclude_history, split
-from models.verbalizer.data import evaluation_cases, training_examples
+from models.verbalizer.data import (
+    EvalCase,
+    Example,
+    candidate_examples,
+    evaluation_cases,
+    random_examples,
+    training_prefixes,
+)
 from models.verbalizer.train import RankerTrainConfig, train_ranker
 from tandem.settings import Settings
 from training import registered
@@ -39,20 +50,37 @@ class RankerRequest:
     label: str | None = None  # appended to the version, e.g. "quick"
 
 
-
 @torch.no_grad()
-def lrurec_candidates(checkpoint: Checkpoint, seqs: Sequences, stage: str, k: int) -> list[list[int]]:
-    """LRURec's top-k for each user at `stage`, history excluded: what the ranker reorders in serving."""
+def lrurec_top(checkpoint: Checkpoint, histories: list[list[int]], k: int) -> tuple[list[list[int]], list[list[float]]]:
+    """LRURec's top-k for each history, history excluded, and their scores: what the ranker reorders in serving."""
+    items, scores = [], []
+    for start in range(0, len(histories), 256):
+        batch = histories[start:start + 256]
+        scores_of = exclude_history(checkpoint.model.last_scores(left_pad(batch, checkpoint.model.cfg.max_len)), batch)
+        top = torch.topk(scores_of, min(k, scores_of.shape[1]))
+        for row, vals in zip(top.indices.tolist(), top.values.tolist(), strict=True):
+            # In a small catalogue a long history leaves fewer than k unseen items: no excluded item is a candidate.
+            kept = [(i, v) for i, v in zip(row, vals, strict=True) if v > float("-inf")]
+            items.append([i for i, _ in kept])
+            scores.append([v for _, v in kept])
+    return items, scores
+
+
+def lrurec_cases(checkpoint: Checkpoint, seqs: Sequences, stage: str, k: int, users: int | None) -> list[EvalCase]:
+    """The first `users` users' cases at `stage` (all when None), with LRURec's candidates and scores."""
     histories, _ = split(seqs, stage)
-    out = []
-    for i in range(0, len(histories), 256):
-        batch = histories[i:i + 256]
-        scores = exclude_history(checkpoint.model.last_scores(left_pad(batch, checkpoint.model.cfg.max_len)), batch)
-        top = torch.topk(scores, min(k, scores.shape[1]))
-        # In a small catalogue a long history leaves fewer than k unseen items: no excluded item is a candidate.
-        out += [[i for i, s in zip(row, vals, strict=True) if s > float("-inf")]
-                for row, vals in zip(top.indices.tolist(), top.values.tolist(), strict=True)]
-    return out
+    cases = evaluation_cases(seqs, *lrurec_top(checkpoint, histories, k), stage)
+    return cases[:users] if users else cases
+
+
+def ranker_examples(checkpoint: Checkpoint, seqs: Sequences, options: RankerOptions, k: int) -> list[Example]:
+    """The training prompts: LRURec's candidates for each training prefix (what the ranker will rank), or random
+    negatives."""
+    prefixes = training_prefixes(seqs, options.examples, options.seed)
+    if options.negatives == "random":
+        return random_examples(seqs, prefixes, k, options.seed)
+    candidates, _ = lrurec_top(checkpoint, [p.history for p in prefixes], k)
+    return candidate_examples(prefixes, candidates, options.seed)
 
 
 async def _db_titles(url: str, item_ids: list[str]) -> dict[str, str]:
@@ -84,20 +112,28 @@ def run_ranker_training(
     # The LoRA shape and the prompt come from settings, so training and serving agree on them.
     options = request.options
     train_cfg, verbalizer_cfg = config_of(options, RankerTrainConfig), settings.verbalizer
-    examples = training_examples(seqs, verbalizer_cfg.num_candidates, options.examples, train_cfg.seed)
-    cases = evaluation_cases(seqs, lrurec_candidates(checkpoint, seqs, "test", verbalizer_cfg.num_candidates), "test")
-    cases = cases[: options.eval_users] if options.eval_users else cases
+    k = verbalizer_cfg.num_candidates
+    examples = ranker_examples(checkpoint, seqs, options, k)
+    # The fusion weight is tuned on validation users and reported on test users, as many of each.
+    val, test = (lrurec_cases(checkpoint, seqs, stage, k, options.eval_users) for stage in ("val", "test"))
     version = new_version(request.label)
     output = request.output or settings.artifacts_dir / PIPELINE / version
 
+    # A run with the same options on the same LRURec and base continues where an interrupted one stopped.
+    key = json.dumps([options.model_dump(), str(lrurec_dir), settings.llm_path, verbalizer_cfg.model_dump(),
+                      settings.lora_shape.model_dump()], sort_keys=True)
+    resume_dir = settings.var_dir / "resume" / PIPELINE / hashlib.sha256(key.encode()).hexdigest()[:16]
+
     def work(on_step=None) -> dict:
-        metrics = train_ranker(settings.llm_path, examples, cases, titles, output, train_cfg, settings.lora_shape,
-                               verbalizer_cfg,
-                               settings.model_device("train"), on_step=on_step)
-        return {**metrics, "lrurec": str(lrurec_dir)}
+        metrics = train_ranker(settings.llm_path, examples, val, test, titles, output, train_cfg, settings.lora_shape,
+                               verbalizer_cfg, settings.model_device("train"), on_step=on_step,
+                               resume=Resume(resume_dir))
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        return {**metrics, "lrurec": str(lrurec_dir), "negatives": options.negatives}
 
     if not from_db:
         return work()
-    parameters = {"examples": options.examples, "lrurec": str(lrurec_dir), "base": settings.llm_path}
+    parameters = {"examples": options.examples, "negatives": options.negatives, "lrurec": str(lrurec_dir),
+                  "base": settings.llm_path}
     return registered.run(settings, database_url, PIPELINE, parameters, version, output, work, request.activate,
                           run_id)

@@ -1,4 +1,5 @@
-"""The recommendation pipeline: LRURec candidates, then the LLM verbalizer reorders them.
+"""The recommendation pipeline: LRURec candidates, then the LLM verbalizer scores them and the served order fuses
+both stages' scores (models/verbalizer/fusion.py).
 
 The LLM stage has a time budget; when it fails or runs out, LRURec's own order is returned and
 flagged, so the endpoint degrades instead of failing.
@@ -11,14 +12,15 @@ import time
 from db.pool import Database
 from db.users import get_user, list_surveys
 from deployments.pipelines.calls import call
-from deployments.pipelines.llm_prompts import RANKER
+from deployments.pipelines.llm_prompts import RANKER, Ranker
 from deployments.pipelines.llm_stage import llm_stage
 from deployments.pipelines.services import Services
-from deployments.protocol.candidates import CandidateRequest, CandidateResponse
+from deployments.protocol.candidates import Candidate, CandidateRequest, CandidateResponse
 from deployments.protocol.llm import AdapterChanged, LabelScores, ScoreLabels
 from deployments.protocol.recommendations import Recommendation, RecommendationRequest, RecommendationResponse
 from deployments.protocol.service_error import ServiceError
 from deployments.telemetry import pipeline_metrics
+from models.verbalizer.fusion import fused_scores, order_by
 from models.verbalizer.prompts import Profile
 
 PIPELINE = "recommendation"
@@ -36,28 +38,40 @@ async def user_profile(db: Database, user_id: str, comments: list[str]) -> Profi
 
 
 async def rank(services: Services, history: list[str], candidates: list[str], profile: Profile | None,
-               ) -> tuple[list[int], LabelScores] | ServiceError:
-    """The verbalizer: the candidates' order and their labels' log-probabilities, read from one forward pass of
-    the ranker adapter (the base model until one is trained), with the prompt that adapter version was trained
-    on. Built again, once, when the version served is not the one the prompt was built for."""
+               ) -> tuple[LabelScores, Ranker] | ServiceError:
+    """The verbalizer: the candidates' labels' log-probabilities, read from one forward pass of the ranker adapter
+    (the base model until one is trained) with the prompt that adapter version was trained on, and that version's
+    ranker (its fusion weight). Built again, once, when the version served is not the one the prompt was built
+    for."""
     prompts = services.prompts
     for _ in range(2):
         version = prompts.ranker_version
-        verbalizer = await prompts.ranker_verbalizer(services.db, version)
+        ranker = await prompts.ranker(services.db, version)
         try:
-            prompt = verbalizer.prompt_ids(history, candidates, profile)
+            prompt = ranker.verbalizer.prompt_ids(history, candidates, profile)
         except ValueError as exc:
             return ServiceError(status=422, param="candidates", message=str(exc))
         scored = await call(services.llm.score_labels, ScoreLabels(
-            prompt=prompt, labels=verbalizer.label_ids[: len(candidates)], adapter=RANKER, adapter_version=version,
-            kind="rank"))
+            prompt=prompt, labels=ranker.verbalizer.label_ids[: len(candidates)], adapter=RANKER,
+            adapter_version=version, kind="rank"))
         if isinstance(scored, ServiceError):
             return scored
         if not isinstance(scored, AdapterChanged):
-            return verbalizer.order(scored.logprobs), scored
+            return scored, ranker
         prompts.ranker_version = scored.served
     return ServiceError(status=503, type="service_unavailable",
                         message="the ranker adapter changed twice during the request; try again")
+
+
+def ranked_items(pool: list[Candidate], llm: list[float], weight: float | None,
+                 popular: bool) -> tuple[list[Recommendation], str]:
+    """The candidates in the served order and what ordered them: LRURec's and the LLM's scores fused at the ranker's
+    weight, or the LLM's alone (no weight, or `popular` items, whose scores are counts, not LRURec's)."""
+    fuse = weight is not None and not popular
+    final = fused_scores([c.score for c in pool], llm, weight) if fuse else llm
+    items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=final[i], llm_score=llm[i],
+                            lrurec_rank=i, lrurec_score=pool[i].score) for i in order_by(final)]
+    return items, "fused" if fuse else "llm"
 
 
 async def recommend(request: RecommendationRequest, services: Services) -> RecommendationResponse | ServiceError:
@@ -82,18 +96,20 @@ async def recommend(request: RecommendationRequest, services: Services) -> Recom
                              settings.ranker_timeout_s, services.llm_down())
     timings["ranking"] = round((time.monotonic() - started) * 1000, 1)
     reason = ranked if isinstance(ranked, str) else None
+    weight = None
     if reason is None:
-        order, scores = ranked
-        items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=scores.logprobs[i],
-                                lrurec_rank=i, lrurec_score=pool[i].score) for i in order]
+        scores, ranker = ranked
+        items, ordered_by = ranked_items(pool, scores.logprobs, ranker.fusion_weight, found.fallback)
+        weight = ranker.fusion_weight if ordered_by == "fused" else None
         adapter, served_as, prompt_tokens = scores.adapter, scores.served_as, scores.prompt_tokens
         versions = {"lrurec": found.model_version, "ranker": scores.adapter_version}
     else:
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i, lrurec_score=c.score)
                  for i, c in enumerate(pool)]
         adapter, served_as, prompt_tokens, versions = None, None, None, {"lrurec": found.model_version}
+        ordered_by = "lrurec"
     return RecommendationResponse(
-        user_id=request.user_id, ordered_by="lrurec" if reason else "llm", fallback=reason is not None,
+        user_id=request.user_id, ordered_by=ordered_by, fusion_weight=weight, fallback=reason is not None,
         fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter, adapter_served_as=served_as,
         prompt_tokens=prompt_tokens, model_versions=versions, items=items[: request.k], history=found.history,
         timings_ms=timings,

@@ -18,14 +18,21 @@ class RecommendationRequest(BaseModel):
 class Recommendation(BaseModel):
     item_id: str
     title: str | None
-    score: float = Field(description="Label log-probability from the LLM, or LRURec's score on fallback.")
+    score: float = Field(description="What the items are ordered by: the fused score (LRURec's and the LLM's "
+                         "log-probabilities over the candidates, the LLM's weighted), the LLM's label log-probability, "
+                         "or LRURec's score on fallback; see `ordered_by`.")
+    llm_score: float | None = Field(default=None, description="The LLM's label log-probability (None on fallback).")
     lrurec_rank: int = Field(description="Position in LRURec's candidate list, 0-based.")
     lrurec_score: float = Field(description="LRURec's score of the item.")
 
 
 class RecommendationResponse(BaseModel):
     user_id: str
-    ordered_by: Literal["llm", "lrurec"] = Field(description="Which stage ordered the items.")
+    ordered_by: Literal["fused", "llm", "lrurec"] = Field(
+        description="`fused`: both stages' scores, at the ranker's tuned weight; `llm`: the LLM's alone (the base "
+        "model, or an adapter without a weight); `lrurec`: LRURec's (the LLM stage failed or ran out of time).")
+    fusion_weight: float | None = Field(default=None, description="The LLM's weight beside LRURec in the fused "
+                                        "order, tuned on validation users when the adapter was trained.")
     fallback: bool = Field(description="True when the LLM stage failed or ran out of time: LRURec's order.")
     fallback_reason: str | None = None
     candidates_fallback: bool = Field(default=False, description="LRURec knew nothing of the user: popular items.")

@@ -103,8 +103,9 @@ async function recommend(event) {
     $("#rec-lrurec tbody").replaceChildren(...lrurec.map((i) => el("tr", {},
       el("td", {}, String(i.lrurec_rank + 1)), el("td", {}, i.title ?? i.item_id),
       el("td", { class: "num" }, fmt(i.lrurec_score)))));
-    $("#rec-order-title").textContent = r.ordered_by === "llm" ? "The LLM's order (top " + k + ")"
-      : "LRURec's order (the LLM stage fell back)";
+    $("#rec-order-title").textContent = {
+      fused: `LRURec and the LLM fused, the LLM's weight ${r.fusion_weight} (top ${k})`,
+      llm: `The LLM's order (top ${k})`, lrurec: "LRURec's order (the LLM stage fell back)" }[r.ordered_by];
     $("#rec-llm tbody").replaceChildren(...r.items.slice(0, k).map((i, n) => {
       const moved = i.lrurec_rank > n ? "moved-up" : i.lrurec_rank < n ? "moved-down" : "";
       return el("tr", { class: moved }, el("td", {}, String(n + 1)), el("td", {}, i.title ?? i.item_id),

@@ -20,24 +20,56 @@ class Example:
     answer: int  # position of the true next item in `candidates`
 
 
-def training_examples(seqs: Sequences, num_candidates: int, count: int, seed: int) -> list[Example]:
-    """`count` examples from the training part of the histories (validation and test items held out):
-    a next item at a random position, among `num_candidates - 1` random items the user has not seen, shuffled."""
+@dataclass(frozen=True)
+class Prefix:
+    history: list[int]  # item indices, oldest first
+    next_item: int
+
+
+def training_prefixes(seqs: Sequences, count: int, seed: int) -> list[Prefix]:
+    """`count` (history, next item) pairs drawn from the training part of the histories (validation and test items
+    held out), at a random user and position each."""
     rng = random.Random(seed)
     users = [h[:-2] for h in seqs.histories if len(h) >= 4]
-    examples = []
+    prefixes = []
     for _ in range(count):
         train = rng.choice(users)
         pos = rng.randrange(1, len(train))
-        seen = set(train[: pos + 1])
+        prefixes.append(Prefix(history=train[:pos], next_item=train[pos]))
+    return prefixes
+
+
+def _example(prefix: Prefix, candidates: list[int], rng: random.Random) -> Example:
+    rng.shuffle(candidates)
+    return Example(history=prefix.history, candidates=candidates, answer=candidates.index(prefix.next_item))
+
+
+def random_examples(seqs: Sequences, prefixes: list[Prefix], num_candidates: int, seed: int) -> list[Example]:
+    """Each prefix's next item among `num_candidates - 1` random items the user has not seen, shuffled."""
+    rng = random.Random(seed)
+    examples = []
+    for prefix in prefixes:
+        seen = {*prefix.history, prefix.next_item}
         negatives: set[int] = set()
         while len(negatives) < num_candidates - 1:
             item = rng.randint(1, seqs.num_items)
             if item not in seen:
                 negatives.add(item)
-        candidates = [train[pos], *sorted(negatives)]
-        rng.shuffle(candidates)
-        examples.append(Example(history=train[:pos], candidates=candidates, answer=candidates.index(train[pos])))
+        examples.append(_example(prefix, [prefix.next_item, *sorted(negatives)], rng))
+    return examples
+
+
+def candidate_examples(prefixes: list[Prefix], candidates: list[list[int]], seed: int) -> list[Example]:
+    """What the ranker will rank, as LlamaRec trains it: each prefix's LRURec candidates (its top-k there), the
+    next item put in place of the last one where LRURec missed it, positions shuffled so that the answer's
+    label says nothing of LRURec's order."""
+    rng = random.Random(seed)
+    examples = []
+    for prefix, found in zip(prefixes, candidates, strict=True):
+        pool = list(found)
+        if prefix.next_item not in pool:
+            pool[-1] = prefix.next_item
+        examples.append(_example(prefix, pool, rng))
     return examples
 
 
@@ -45,10 +77,13 @@ def training_examples(seqs: Sequences, num_candidates: int, count: int, seed: in
 class EvalCase:
     history: list[int]
     candidates: list[int]  # LRURec's top-k, in its order
+    scores: list[float]  # LRURec's score of each candidate, which the served order fuses with the LLM's
     target: int  # the held-out item, which may be missing from the candidates
 
 
-def evaluation_cases(seqs: Sequences, candidates: list[list[int]], stage: str) -> list[EvalCase]:
-    """One case per user: its history before the held-out item, LRURec's candidates for it, the item."""
+def evaluation_cases(seqs: Sequences, candidates: list[list[int]], scores: list[list[float]],
+                     stage: str) -> list[EvalCase]:
+    """One case per user: its history before the held-out item, LRURec's candidates for it and their scores, the
+    item."""
     histories, targets = split(seqs, stage)
-    return [EvalCase(h, c, t) for h, c, t in zip(histories, candidates, targets, strict=True)]
+    return [EvalCase(h, c, s, t) for h, c, s, t in zip(histories, candidates, scores, targets, strict=True)]

@@ -138,10 +138,6 @@ class Verbalizer:
         target = [self.label_ids[answer]] + ([self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id else [])
         return prompt + target, [-100] * len(prompt) + target
 
-    def order(self, logprobs: list[float]) -> list[int]:
-        """Candidate positions, best first, from the log-probabilities of their labels (ties keep LRURec's order)."""
-        return sorted(range(len(logprobs)), key=lambda i: -logprobs[i])
-
 
 def saved_config(metrics: dict) -> VerbalizerConfig | None:
     """The prompt a ranker was trained on, from its metrics (`train_ranker` saves it there), or None for an

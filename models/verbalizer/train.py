@@ -1,4 +1,5 @@
-"""LoRA fine-tuning of the LLM ranker with peft, on LlamaRec-style examples; evaluated on LRURec's top-k."""
+"""LoRA fine-tuning of the LLM ranker with peft, on LlamaRec-style examples; evaluated on LRURec's top-k, alone and
+fused with LRURec's scores."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from pathlib import Path
 from pydantic import Field
 from tqdm.auto import tqdm
 
-from models.lora import LoRAShape, LoRATrainConfig, fit, load_base, pad_id_of, with_adapter
+from models.lora import LoRAShape, LoRATrainConfig, Resume, fit, load_base, pad_id_of, with_adapter
 from models.verbalizer.data import EvalCase, Example
+from models.verbalizer.fusion import fused_scores, order_by, tune_weight
 from models.verbalizer.prompts import Verbalizer, VerbalizerConfig
 from models.verbalizer.scoring import candidate_metrics, label_logprobs
 
@@ -20,13 +22,13 @@ class RankerTrainConfig(LoRATrainConfig):
     eval_batch_size: int = Field(default=8, ge=1, description="Prompts per forward pass when evaluating.")
 
 
-def ranker_orders(
+def ranker_logprobs(
     model, verbalizer: Verbalizer, cases: list[EvalCase], titles: dict[int, str], pad_id: int, batch_size: int,
     progress: bool = False,
-) -> list[list[int]]:
-    """The ranker's order of each case's candidates (empty for a case without candidates)."""
+) -> list[list[float]]:
+    """The log-probability of each case's candidate labels (empty for a case without candidates)."""
     model.eval()
-    orders: dict[int, list[int]] = {}
+    found: dict[int, list[float]] = {}
     scorable = [i for i, c in enumerate(cases) if c.candidates]
     for start in tqdm(range(0, len(scorable), batch_size), desc="ranker eval", disable=not progress):
         batch = scorable[start:start + batch_size]
@@ -34,25 +36,36 @@ def ranker_orders(
                                          [titles[x] for x in cases[i].candidates]) for i in batch]
         width = max(len(cases[i].candidates) for i in batch)
         scores = label_logprobs(model, prompts, verbalizer.label_ids[:width], pad_id)
-        orders |= {i: verbalizer.order(lp[: len(cases[i].candidates)]) for i, lp in zip(batch, scores, strict=True)}
-    return [orders.get(i, []) for i in range(len(cases))]
+        found |= {i: lp[: len(cases[i].candidates)] for i, lp in zip(batch, scores, strict=True)}
+    return [found.get(i, []) for i in range(len(cases))]
 
 
-def evaluate_ranker(
-    model, verbalizer: Verbalizer, cases: list[EvalCase], titles: dict[int, str], pad_id: int, batch_size: int,
-    progress: bool = False,
-) -> dict:
-    """Test metrics of LRURec's own order and of the ranker's order over the same candidates."""
-    ranked = ranker_orders(model, verbalizer, cases, titles, pad_id, batch_size, progress)
-    identity = [list(range(len(c.candidates))) for c in cases]
-    return {"lrurec": candidate_metrics(cases, identity), "ranker": candidate_metrics(cases, ranked),
-            "users": len(cases)}
+def ndcg_at_10(cases: list[EvalCase]):
+    return lambda orders: candidate_metrics(cases, orders)["NDCG@10"]
+
+
+def evaluate_fusion(val: list[EvalCase], val_llm: list[list[float]], test: list[EvalCase],
+                    test_llm: list[list[float]]) -> dict:
+    """The LLM's weight beside LRURec tuned on the validation users (NDCG@10), and on the test users the metrics
+    of LRURec's order, the LLM's order and the fused order at that weight, all over the same candidates."""
+    weight, by_weight = tune_weight(ndcg_at_10(val), [c.scores for c in val], val_llm)
+
+    def orders(weight: float | None) -> list[list[int]]:
+        return [(order_by(fused_scores(c.scores, lp, weight)) if weight is not None else order_by(lp)) if lp else []
+                for c, lp in zip(test, test_llm, strict=True)]
+
+    return {
+        "test": {"lrurec": candidate_metrics(test, orders(0.0)), "llm": candidate_metrics(test, orders(None)),
+                 "fused": candidate_metrics(test, orders(weight)), "users": len(test)},
+        "fusion": {"weight": weight, "val_ndcg_10": by_weight, "val_users": len(val)},
+    }
 
 
 def train_ranker(
     base: str,
     examples: list[Example],
-    cases: list[EvalCase],
+    val: list[EvalCase],
+    test: list[EvalCase],
     titles: dict[int, str],
     output: Path,
     cfg: RankerTrainConfig,
@@ -61,8 +74,10 @@ def train_ranker(
     device: str = "cpu",
     progress: bool = True,
     on_step: Callable[..., None] | None = None,
+    resume: Resume | None = None,
 ) -> dict:
-    """Fine-tune a LoRA adapter, save it in `output` (peft's format, which vLLM loads) with `metrics.json`."""
+    """Fine-tune a LoRA adapter, save it in `output` (peft's format, which vLLM loads) with `metrics.json`: the
+    fusion weight tuned on the `val` cases and the test metrics (`evaluate_fusion`)."""
     started = time.monotonic()
     tokenizer, model = load_base(base, device)
     pad_id = pad_id_of(tokenizer)
@@ -70,10 +85,12 @@ def train_ranker(
     model = with_adapter(model, cfg, shape)
     pairs = [verbalizer.training_ids([titles[h] for h in e.history], [titles[c] for c in e.candidates], e.answer)
              for e in examples]
-    fitted = fit(model, pairs, cfg, "ranker", progress, on_step)
+    fitted = fit(model, pairs, cfg, "ranker", progress, on_step, resume)
     model.save_pretrained(output)
+    val_llm, test_llm = (ranker_logprobs(model, verbalizer, cases, titles, pad_id, cfg.eval_batch_size, progress)
+                         for cases in (val, test))
     metrics = {
-        "test": evaluate_ranker(model, verbalizer, cases, titles, pad_id, cfg.eval_batch_size, progress),
+        **evaluate_fusion(val, val_llm, test, test_llm),
         "examples": len(examples),
         **fitted,
         "seconds": round(time.monotonic() - started, 1),

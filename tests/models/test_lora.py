@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from models.lora import LoRAShape, LoRATrainConfig, answer_loss, fit, with_adapter
+from models.lora import LoRAShape, LoRATrainConfig, Resume, answer_loss, fit, with_adapter
 from tandem.settings import Settings
 
 
@@ -49,3 +49,34 @@ def test_training_lowers_the_loss_and_an_unlabelled_example_is_refused(model) ->
     assert steps[-1]["loss"] < steps[0]["loss"] - 1, steps
     with pytest.raises(ValueError, match="labelled tokens"):
         answer_loss(model, [1, 2, 3], [-100, -100, -100])
+
+
+def test_an_interrupted_training_resumes_where_its_checkpoint_left_off(base_settings: Settings, tmp_path) -> None:
+    """Stopped after its third step, a run started again continues from the checkpoint of the second and ends with
+    the weights of a run never stopped (no dropout, so every step is deterministic)."""
+    cfg, shape, pairs = LoRATrainConfig(epochs=2, batch_size=2, lr=3e-3, checkpoint_steps=2), LoRAShape(dropout=0.0), \
+        examples([30] * 4)
+
+    def fresh():
+        return with_adapter(AutoModelForCausalLM.from_pretrained(base_settings.llm_path, dtype=torch.float32), cfg,
+                            shape)
+
+    def adapter_weights(model) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    whole = fresh()
+    fit(whole, pairs, cfg, "whole", progress=False)
+
+    def stop_at_third(**step) -> None:
+        if step["step"] == 3:
+            raise KeyboardInterrupt
+
+    resume = Resume(tmp_path / "resume")
+    with pytest.raises(KeyboardInterrupt):
+        fit(fresh(), pairs, cfg, "stopped", progress=False, on_step=stop_at_third, resume=resume)
+    steps: list[dict] = []
+    resumed = fresh()
+    fitted = fit(resumed, pairs, cfg, "resumed", progress=False, on_step=lambda **s: steps.append(s), resume=resume)
+    assert fitted["resumed_at"] == 2 and [s["step"] for s in steps] == [3, 4] and fitted["steps"] == 4
+    expected, got = adapter_weights(whole), adapter_weights(resumed)
+    assert all(torch.allclose(expected[n], got[n], atol=1e-6) for n in expected)

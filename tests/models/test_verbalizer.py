@@ -6,7 +6,7 @@ import pytest
 from transformers import AutoTokenizer
 
 from models.lrurec.data import Sequences
-from models.verbalizer.data import training_examples
+from models.verbalizer.data import candidate_examples, random_examples, training_prefixes
 from models.verbalizer.prompts import LabelError, Profile, Verbalizer, VerbalizerConfig, adapter_config
 from models.verbalizer.scoring import candidate_metrics
 from tandem.settings import Settings
@@ -99,18 +99,31 @@ def test_multi_token_labels_fail_at_start_naming_them() -> None:
     assert len(Verbalizer(SplittingTokenizer(), VerbalizerConfig(num_candidates=12)).label_ids) == 12
 
 
-def test_training_examples_hold_the_next_item_among_unseen_negatives() -> None:
+def test_random_examples_hold_the_next_item_among_unseen_negatives() -> None:
     seqs = Sequences(user_ids=["u"], item_ids=[str(i) for i in range(1, 101)], histories=[list(range(1, 31))])
-    for e in training_examples(seqs, num_candidates=20, count=50, seed=0):
+    for e in random_examples(seqs, training_prefixes(seqs, count=50, seed=0), num_candidates=20, seed=0):
         answer = e.candidates[e.answer]
         assert len(e.candidates) == len(set(e.candidates)) == 20
         assert answer == len(e.history) + 1 and answer <= 28  # from the training part only
         assert not set(e.candidates) - {answer} & set(range(1, answer + 1))
 
 
+def test_candidate_examples_are_lrurecs_candidates_with_the_next_item_put_in() -> None:
+    seqs = Sequences(user_ids=["u"], item_ids=[str(i) for i in range(1, 101)], histories=[list(range(1, 31))])
+    prefixes = training_prefixes(seqs, count=40, seed=1)
+    found = [[90 + j for j in range(5)] if n % 2 else [p.next_item, 91, 92, 93, 94] for n, p in enumerate(prefixes)]
+    examples = candidate_examples(prefixes, [list(f) for f in found], seed=1)
+    for n, (prefix, e) in enumerate(zip(prefixes, examples, strict=True)):
+        assert e.candidates[e.answer] == prefix.next_item and e.history == prefix.history
+        # A hit keeps LRURec's five; a miss gives up LRURec's last for the next item.
+        assert set(e.candidates) == ({*found[n][:-1], prefix.next_item} if n % 2 else set(found[n]))
+    # Shuffled: the answer's label says nothing of where LRURec put it.
+    assert len({e.answer for e in examples}) > 1
+
+
 def test_candidate_metrics_count_missed_targets_as_misses() -> None:
     from models.verbalizer.data import EvalCase
 
-    cases = [EvalCase([1], [5, 6, 7], 7), EvalCase([1], [5, 6, 7], 9)]
+    cases = [EvalCase([1], [5, 6, 7], [3.0, 2.0, 1.0], 7), EvalCase([1], [5, 6, 7], [3.0, 2.0, 1.0], 9)]
     assert candidate_metrics(cases, [[2, 0, 1], [0, 1, 2]])["Recall@5"] == 0.5
     assert candidate_metrics(cases, [[2, 0, 1], [0, 1, 2]])["NDCG@5"] == 0.5
