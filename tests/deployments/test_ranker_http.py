@@ -303,7 +303,7 @@ def test_a_broken_adapter_leaves_the_old_one_serving(http: httpx.Client, ranker_
             samples, "ray_tandem_model_load_failures_total", pipeline="ranker", version=version) >= 1)
         assert total(failed, "ray_tandem_model_load_failures_total", pipeline="ranker", version=version) >= 1
         body = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
-        assert (body["ordered_by"], body["model_versions"]["ranker"]) == ("llm", serving), body
+        assert (body["ordered_by"], body["model_versions"]["ranker"]) == ("fused", serving), body
         assert http.get("/readyz").json()["models"]["ranker"] == serving
     finally:
         async def restore() -> None:
@@ -356,7 +356,7 @@ def test_a_new_adapter_version_is_swapped_in_without_failing_requests(
         stop.set()
         for t in threads:
             t.join()
-    assert outcomes and set(outcomes) == {(200, "llm")}, set(outcomes)
+    assert outcomes and set(outcomes) == {(200, "fused")}, set(outcomes)
     served = http.post("/v1/recommendations", json={"user_id": "1", "k": 5}).json()
     assert served["model_versions"]["ranker"] == version
     assert [i["item_id"] for i in served["items"]] != [i["item_id"] for i in before["items"]], (served, before)
