@@ -62,17 +62,25 @@ def _train(client: httpx.Client, timeout_s: float) -> dict:
 
 
 def artifacts_across_nodes(url: str, auth: dict[str, str], caches: dict[str, Path], candidates_node: str,
-                           timeout_s: float) -> dict:
-    """`caches` maps each node id to its cache folder; `candidates_node` runs the LRURec replica."""
+                           var_dirs: dict[str, Path], timeout_s: float) -> dict:
+    """`caches` maps each node id to its cache folder; `candidates_node` runs the LRURec replica (on the head
+    node); training runs on the worker node, whose var dir `var_dirs["worker"]` the application sees at
+    `var_dirs["head"]`."""
     serving_cache = caches[candidates_node]
     other_caches = [c for node, c in caches.items() if node != candidates_node]
+
+    def on_node(path: str, node: str) -> Path:
+        return var_dirs[node] / Path(path).relative_to(var_dirs["head"])
+
     with httpx.Client(base_url=url, headers=auth, timeout=60) as client:
         first = _train(client, timeout_s)
         first_served = _serving(client, first["version"], timeout_s)
         second = _train(client, timeout_s)
         second_served = _serving(client, second["version"], timeout_s)
+        written = {node: all(on_node(v["artifact_path"], node).is_dir() for v in (first, second))
+                   for node in var_dirs}
         for version in (first, second):
-            shutil.rmtree(version["artifact_path"], ignore_errors=True)
+            shutil.rmtree(on_node(version["artifact_path"], "worker"), ignore_errors=True)
         copy = serving_cache / first["artifact_sha256"]
         intact = _digest(copy) if copy.is_dir() else None
         altered = next((p for p in sorted(copy.rglob("*")) if p.is_file() and p.stat().st_size > 1000), None)
@@ -87,12 +95,14 @@ def artifacts_across_nodes(url: str, auth: dict[str, str], caches: dict[str, Pat
         "served_after_training": first_served and second_served,
         "in_serving_node_cache": all((serving_cache / v["artifact_sha256"]).is_dir() for v in (first, second)),
         "in_other_node_cache": any((c / v["artifact_sha256"]).exists() for c in other_caches for v in (first, second)),
-        "trainer_output_left": any(Path(v["artifact_path"]).exists() for v in (first, second)),
+        "trainer_output_on_training_node_only": written["worker"] and not written["head"],
+        "trainer_output_left": any(on_node(v["artifact_path"], "worker").exists() for v in (first, second)),
         "rolled_back": rolled_back,
         "altered_copy_fetched_again": altered is not None and copy.is_dir() and _digest(copy) == intact,
         "recommendation_status": recommended,
     }
     report["ok"] = (report["served_after_training"] and report["in_serving_node_cache"]
+                    and report["trainer_output_on_training_node_only"]
                     and not report["in_other_node_cache"] and not report["trainer_output_left"]
                     and rolled_back and report["altered_copy_fetched_again"] and recommended == 200)
     return report

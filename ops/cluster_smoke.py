@@ -9,7 +9,9 @@ task (TANDEM_TRAIN_RESOURCES, as a cluster with training nodes would set it). So
 and a model is trained on one node and served on the other. The config deployed is the project's
 serve_config.yaml with what a single machine needs changed: free ports, the proxy on the head node only (two
 proxies cannot bind one port), this checkout's model folder, a fresh embedded database, two keyword replicas so
-one can be killed (at an eighth of a CPU each), those placements, and an artifact cache per node.
+one can be killed (at an eighth of a CPU each), those placements, and a var dir and an artifact cache per node
+(the worker node runs in a private mount namespace, `unshare --mount`, so it sees its own folder at the var dir's
+path: root, or CAP_SYS_ADMIN, is needed).
 """
 
 from __future__ import annotations
@@ -65,16 +67,18 @@ def _run(*args: str, env: dict[str, str] | None = None) -> None:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
-def smoke_config(source: Path, target: Path, settings: Settings, db_url: str, http_port: int, admin_key: str) -> None:
+def smoke_config(source: Path, target: Path, settings: Settings, var_dir: Path, db_url: str, http_port: int,
+                 admin_key: str) -> None:
     config = yaml.safe_load(source.read_text())
     config["proxy_location"] = "HeadOnly"
     config["http_options"] = {"host": "127.0.0.1", "port": http_port}
     app = config["applications"][0]
     # The key through the environment, as on a real cluster: not in the config's args, which the dashboard shows.
-    app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(settings.var_dir), "TANDEM_ADMIN_KEY": admin_key}}
+    app["runtime_env"] = {"env_vars": {"TANDEM_VAR_DIR": str(var_dir), "TANDEM_ADMIN_KEY": admin_key}}
     # No first-run bootstrap: its training tasks would take the CPU a killed replica frees, and the replacement
-    # could not be placed until they end.
-    app["args"] |= {"database_url": db_url, "var_dir": str(settings.var_dir), "keywords_replicas": 2,
+    # could not be placed until they end. The checkout's model folders, outside the nodes' var dirs.
+    app["args"] |= {"database_url": db_url, "var_dir": str(var_dir), "llm_model": settings.llm_path,
+                    "bert_model": settings.bert_path, "bart_model": settings.bart_path, "keywords_replicas": 2,
                     "llm_kv_cache_gib": 0.5, "log_level": "WARNING", "bootstrap": "off",
                     "train_resources": {WORKER: 1}}
     app["deployments"] = [
@@ -163,7 +167,12 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
         with database_url(None, work / "pgdata") as db_url:
             admin_key = new_key()
             auth = {"Authorization": f"Bearer {admin_key}"}
-            smoke_config(config, work / "serve_config.yaml", settings, db_url, http_port, admin_key)
+            # One var dir path for the application, a disk of its own on each node: the worker node runs in a
+            # private mount namespace where that path is another folder, as /var/lib/tandem is on two machines.
+            var_dirs = {"head": work / "var", "worker": work / "var-worker"}
+            for folder in var_dirs.values():
+                folder.mkdir()
+            smoke_config(config, work / "serve_config.yaml", settings, var_dirs["head"], db_url, http_port, admin_key)
             # Every node in Serve's high-throughput mode, as serve_config.yaml asks of a cluster; HAProxy's side
             # ports free, beside a stack that may be running on this machine.
             mode = serve_mode.node_environment() | {"RAY_SERVE_HAPROXY_STATS_PORT": str(_free_port()),
@@ -178,7 +187,10 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                      env=mode | {"TANDEM_ARTIFACT_CACHE_DIR": str(caches["head"])})
             with console.status("starting a worker node"):
                 # A second node on the same host needs its own agent port and worker port range.
-                _run(ray, "start", f"--address={gcs}", "--num-cpus=1", f"--resources={json.dumps({WORKER: 100})}",
+                _run("unshare", "--mount", "--propagation", "private", "sh", "-c",
+                     'mount --bind "$1" "$2" && shift 2 && exec "$@"', "sh", str(var_dirs["worker"]),
+                     str(var_dirs["head"]),
+                     ray, "start", f"--address={gcs}", "--num-cpus=1", f"--resources={json.dumps({WORKER: 100})}",
                      f"--metrics-export-port={_free_port()}",
                      f"--dashboard-agent-listen-port={_free_port()}", "--min-worker-port=20000",
                      "--max-worker-port=29999", "--disable-usage-stats",
@@ -209,7 +221,7 @@ def cluster_smoke(settings: Settings, config: Path, timeout_s: float = 600) -> d
                 head = head_node(gcs)
                 by_node = {node: caches["head" if node == head else "worker"] for node in nodes}
                 serving_node = before["Candidates"][0][2]
-                artifacts = artifacts_across_nodes(url, auth, by_node, serving_node, timeout_s)
+                artifacts = artifacts_across_nodes(url, auth, by_node, serving_node, var_dirs, timeout_s)
                 trained_on = task_nodes(gcs, "train:lrurec")
                 artifacts["trained_on_other_node"] = bool(trained_on) and serving_node not in trained_on
                 artifacts["ok"] = artifacts["ok"] and artifacts["trained_on_other_node"]
