@@ -64,14 +64,16 @@ async def rank(services: Services, history: list[str], candidates: list[str], pr
 
 
 def ranked_items(pool: list[Candidate], llm: list[float], weight: float | None,
-                 popular: bool) -> tuple[list[Recommendation], str]:
-    """The candidates in the served order and what ordered them: LRURec's and the LLM's scores fused at the ranker's
-    weight, or the LLM's alone (no weight, or `popular` items, whose scores are counts, not LRURec's)."""
-    fuse = weight is not None and not popular
-    final = fused_scores([c.score for c in pool], llm, weight) if fuse else llm
+                 popular: bool) -> tuple[list[Recommendation], str, float | None]:
+    """The candidates in the served order, what ordered them and the fusion weight used: LRURec's and the LLM's
+    scores fused at the ranker's weight, or the LLM's alone (no weight, or `popular` items, whose scores are counts,
+    not LRURec's)."""
+    if popular:
+        weight = None
+    final = fused_scores([c.score for c in pool], llm, weight) if weight is not None else llm
     items = [Recommendation(item_id=pool[i].item_id, title=pool[i].title, score=final[i], llm_score=llm[i],
                             lrurec_rank=i, lrurec_score=pool[i].score) for i in order_by(final)]
-    return items, "fused" if fuse else "llm"
+    return items, "llm" if weight is None else "fused", weight
 
 
 async def recommend(request: RecommendationRequest, services: Services) -> RecommendationResponse | ServiceError:
@@ -96,18 +98,16 @@ async def recommend(request: RecommendationRequest, services: Services) -> Recom
                              settings.ranker_timeout_s, services.llm_down())
     timings["ranking"] = round((time.monotonic() - started) * 1000, 1)
     reason = ranked if isinstance(ranked, str) else None
-    weight = None
     if reason is None:
         scores, ranker = ranked
-        items, ordered_by = ranked_items(pool, scores.logprobs, ranker.fusion_weight, found.fallback)
-        weight = ranker.fusion_weight if ordered_by == "fused" else None
+        items, ordered_by, weight = ranked_items(pool, scores.logprobs, ranker.fusion_weight, found.fallback)
         adapter, served_as, prompt_tokens = scores.adapter, scores.served_as, scores.prompt_tokens
         versions = {"lrurec": found.model_version, "ranker": scores.adapter_version}
     else:
         items = [Recommendation(item_id=c.item_id, title=c.title, score=c.score, lrurec_rank=i, lrurec_score=c.score)
                  for i, c in enumerate(pool)]
         adapter, served_as, prompt_tokens, versions = None, None, None, {"lrurec": found.model_version}
-        ordered_by = "lrurec"
+        ordered_by, weight = "lrurec", None
     return RecommendationResponse(
         user_id=request.user_id, ordered_by=ordered_by, fusion_weight=weight, fallback=reason is not None,
         fallback_reason=reason, candidates_fallback=found.fallback, adapter=adapter, adapter_served_as=served_as,
