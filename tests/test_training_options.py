@@ -46,3 +46,13 @@ def test_bounds_hold_on_both_doors() -> None:
     request = TrainRequest.model_validate({"pipeline": "dpr", "dpr": {"epochs": 2}})
     sent = request.model_dump(exclude={"pipeline"}, exclude_unset=True)
     assert sent == {"dpr": {"epochs": 2}}  # what the trainer passes on: an lr not given stays the deployment's
+
+
+def test_a_choice_is_a_flag_with_its_choices_on_both_doors(capsys) -> None:
+    parsed = options_from(parser().parse_args(["train", "ranker", "--negatives", "random"]), RankerOptions)
+    assert parsed.negatives == "random" and parsed.model_fields_set == {"negatives"}
+    with pytest.raises(SystemExit):
+        parser().parse_args(["train", "ranker", "--negatives", "hard"])
+    assert "invalid choice: 'hard'" in capsys.readouterr().err
+    with pytest.raises(ValidationError, match="negatives"):
+        RankerOptions(negatives="hard")
