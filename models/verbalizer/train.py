@@ -13,7 +13,8 @@ from tqdm.auto import tqdm
 
 from models.lora import LoRAShape, LoRATrainConfig, Resume, fit, load_base, pad_id_of, with_adapter
 from models.verbalizer.data import EvalCase, Example
-from models.verbalizer.fusion import fused_scores, order_by, tune_weight
+from models.verbalizer.fusion import fused_scores, order_by
+from models.verbalizer.fusion_weight import fit_weight
 from models.verbalizer.prompts import Verbalizer, VerbalizerConfig
 from models.verbalizer.scoring import candidate_metrics, label_logprobs
 
@@ -40,24 +41,28 @@ def ranker_logprobs(
     return [found.get(i, []) for i in range(len(cases))]
 
 
-def ndcg_at_10(cases: list[EvalCase]):
-    return lambda orders: candidate_metrics(cases, orders)["NDCG@10"]
+def target_positions(cases: list[EvalCase]) -> list[int | None]:
+    """Where each case's next item is among its candidates (None: LRURec missed it)."""
+    return [c.candidates.index(c.target) if c.target in c.candidates else None for c in cases]
 
 
 def evaluate_fusion(val: list[EvalCase], val_llm: list[list[float]], test: list[EvalCase],
                     test_llm: list[list[float]]) -> dict:
-    """The LLM's weight beside LRURec tuned on the validation users (NDCG@10), and on the test users the metrics
-    of LRURec's order, the LLM's order and the fused order at that weight, all over the same candidates."""
-    weight, by_weight = tune_weight(ndcg_at_10(val), [c.scores for c in val], val_llm)
+    """The LLM's weight beside LRURec fitted on the validation users (`fit_weight`), and on the test users the
+    metrics of LRURec's order, the LLM's order and the fused order at that weight, all over the same candidates."""
+    fit = fit_weight([c.scores for c in val], val_llm, target_positions(val))
 
-    def orders(weight: float | None) -> list[list[int]]:
+    def orders(cases: list[EvalCase], llm: list[list[float]], weight: float | None) -> list[list[int]]:
         return [(order_by(fused_scores(c.scores, lp, weight)) if weight is not None else order_by(lp)) if lp else []
-                for c, lp in zip(test, test_llm, strict=True)]
+                for c, lp in zip(cases, llm, strict=True)]
 
+    val_ndcg = {name: candidate_metrics(val, orders(val, val_llm, w))["NDCG@10"]
+                for name, w in (("lrurec", 0.0), ("llm", None), ("fused", fit.weight))}
     return {
-        "test": {"lrurec": candidate_metrics(test, orders(0.0)), "llm": candidate_metrics(test, orders(None)),
-                 "fused": candidate_metrics(test, orders(weight)), "users": len(test)},
-        "fusion": {"weight": weight, "val_ndcg_10": by_weight, "val_users": len(val)},
+        "test": {"lrurec": candidate_metrics(test, orders(test, test_llm, 0.0)),
+                 "llm": candidate_metrics(test, orders(test, test_llm, None)),
+                 "fused": candidate_metrics(test, orders(test, test_llm, fit.weight)), "users": len(test)},
+        "fusion": {**fit.model_dump(), "val_users": len(val), "val_ndcg_10": val_ndcg},
     }
 
 
@@ -77,7 +82,7 @@ def train_ranker(
     resume: Resume | None = None,
 ) -> dict:
     """Fine-tune a LoRA adapter, save it in `output` (peft's format, which vLLM loads) with `metrics.json`: the
-    fusion weight tuned on the `val` cases and the test metrics (`evaluate_fusion`)."""
+    fusion weight fitted on the `val` cases and the test metrics (`evaluate_fusion`)."""
     started = time.monotonic()
     tokenizer, model = load_base(base, device)
     pad_id = pad_id_of(tokenizer)
