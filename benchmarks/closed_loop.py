@@ -1,14 +1,28 @@
 """A closed-loop load: `requests` calls with `concurrency` in flight, each for a random user; throughput and
-p50/p99 latency. Shared by the benchmarks that run as scripts from this folder."""
+p50/p99 latency. Shared by the benchmarks that run as scripts from this folder.
+
+Importing it puts this process in the Serve mode the stack runs in (`ops/serve_mode.py`: handles over gRPC, user
+code on the replica's own loop), so the deployments it starts and the handles it calls are the stack's; it must
+come before anything imports `ray.serve`. `RAY_SERVE_THROUGHPUT_OPTIMIZED=0 RAY_SERVE_ENABLE_HA_PROXY=0` in the
+environment measures Serve's default mode instead."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import statistics
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+
+from ops import serve_mode
+
+serve_mode.enter()
+# This process calls its handles from more than one event loop (an `asyncio.run` per measurement, blocking waits),
+# so their router gets a loop of its own, as outside the throughput mode. It concerns only handles made here: the
+# deployments measured call none.
+os.environ["RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP"] = "1"
 
 
 async def measure(
