@@ -31,7 +31,7 @@ def order_by(scores: Sequence[float]) -> list[int]:
 
 
 def saved_weight(metrics: dict) -> float | None:
-    """The fusion weight a ranker was tuned with, from its metrics (`train_ranker` saves it there); None for an
+    """The fusion weight a ranker was fitted with, from its metrics (`train_ranker` saves it there); None for an
     adapter without one."""
     weight = (metrics.get("fusion") or {}).get("weight")
     return float(weight) if weight is not None else None
