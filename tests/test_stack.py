@@ -1,7 +1,7 @@
 """`tandem run` end to end, as a new user runs it: embedded PostgreSQL, Ray and Serve come up on an empty database,
 the first-run bootstrap loads the shared data and trains a quick model of every pipeline while they answer, every
-pipeline then answers from its own models, and all stops on Ctrl-C; a run killed outright leaves its PostgreSQL
-running, which the next run adopts (the data kept) and stops on SIGTERM with everything else."""
+pipeline then answers from its own models, and all stops on a stop signal. The run starts where an earlier run was
+killed outright and left its PostgreSQL running: it adopts that server and stops it with everything else."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def _every_pipeline_answers_from_its_own_models(base: str, key: str) -> None:
 
 
 @pytest.mark.own_cluster
-def test_run_serves_then_stops_everything_on_ctrl_c(
+def test_run_adopts_a_killed_runs_database_serves_then_stops_everything(
     base_settings: Settings, tmp_path: Path, project_root: Path
 ) -> None:
     port, metrics_port = free_port(), free_port()
@@ -107,9 +107,15 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
             "TANDEM_BOOTSTRAP_OPTIONS": json.dumps(TINY),
         }
     )
+    pgdata = tmp_path / "var" / "pgdata"
+    orphaned = subprocess.run([sys.executable, "-c", ORPHAN, str(pgdata)], cwd=project_root, env=env, timeout=120)
+    assert orphaned.returncode == -signal.SIGKILL
+    [orphan] = _postgres_on(pgdata)
+
     proc, lines = _start(env, project_root)
     try:
         output = "".join(lines)
+        assert _postgres_on(pgdata) == [orphan], "the run did not adopt the PostgreSQL left running"
         assert f"http://127.0.0.1:{port}" in output and f"127.0.0.1:{metrics_port}/metrics" in output
         # No key configured: the run makes one and shows it; nothing but health and the page answers without it.
         key = re.search(r"admin key\s+(tdm_\S+)", output).group(1)
@@ -133,38 +139,18 @@ def test_run_serves_then_stops_everything_on_ctrl_c(
         r = httpx.post(f"{base}/v1/completions", json=completion, timeout=120,
                        headers={"Authorization": f"Bearer {key}"})
         assert "Paris" in r.json()["choices"][0]["text"]
-        pgdata = tmp_path / "var" / "pgdata"
-        assert (pgdata / "PG_VERSION").exists() and _postgres_on(pgdata)
+        assert (pgdata / "PG_VERSION").exists() and _postgres_on(pgdata) == [orphan]
         children = psutil.Process(proc.pid).children(recursive=True)
         assert any("raylet" in " ".join(c.cmdline()) for c in children)
 
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=180) == 0, "".join(lines)
-        _, alive = psutil.wait_procs(children, timeout=60)
-        assert not alive, f"orphans left behind: {[p.cmdline()[:3] for p in alive]}"
-        assert not _postgres_on(pgdata), "embedded PostgreSQL still running"
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"{base}/healthz", timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-
-    # A run killed outright leaves its PostgreSQL running; the next run adopts it, keeps the data and, stopped by
-    # SIGTERM this time, stops it like its own.
-    orphaned = subprocess.run([sys.executable, "-c", ORPHAN, str(pgdata)], cwd=project_root, env=env, timeout=120)
-    assert orphaned.returncode == -signal.SIGKILL and _postgres_on(pgdata)
-    proc, lines = _start(env, project_root)
-    try:
-        key = re.search(r"admin key\s+(tdm_\S+)", "".join(lines)).group(1)
-        users = httpx.get(f"{base}/v1/users", params={"limit": 5}, headers={"Authorization": f"Bearer {key}"},
-                          timeout=30)
-        assert users.status_code == 200 and len(users.json()) == 5, users.text  # the first run's MovieLens users
-        children = psutil.Process(proc.pid).children(recursive=True)
+        # SIGTERM, as a process manager stops it; Ctrl-C's SIGINT and SIGHUP take the same path (ops/stack.py).
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=180) == 0, "".join(lines)
         _, alive = psutil.wait_procs(children, timeout=60)
         assert not alive, f"orphans left behind: {[p.cmdline()[:3] for p in alive]}"
         assert not _postgres_on(pgdata), "the adopted PostgreSQL is still running"
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{base}/healthz", timeout=5)
     finally:
         if proc.poll() is None:
             proc.kill()

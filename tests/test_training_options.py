@@ -43,6 +43,9 @@ def test_bounds_hold_on_both_doors() -> None:
         options_from(parser().parse_args(["train", "kobart", "--epochs", "0"]), KeywordOptions)
     with pytest.raises(ValidationError, match="epochs"):
         TrainRequest.model_validate({"pipeline": "kobart", "kobart": {"epochs": 0}})
+    for misspelt in ({"pipeline": "lrurec", "lrurec": {"max_epoch": 1}}, {"pipeline": "lrurec", "lrureq": {}}):
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            TrainRequest.model_validate(misspelt)
     request = TrainRequest.model_validate({"pipeline": "dpr", "dpr": {"epochs": 2}})
     sent = request.model_dump(exclude={"pipeline"}, exclude_unset=True)
     assert sent == {"dpr": {"epochs": 2}}  # what the trainer passes on: an lr not given stays the deployment's

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.dpr.train import DPRTrainConfig
 from models.kobart.train import KeywordTrainConfig
@@ -20,7 +20,12 @@ from models.verbalizer.data import DEFAULT_EXAMPLES
 from models.verbalizer.train import RankerTrainConfig
 
 
+# A misspelt option is refused rather than trained without: the run would look like the one asked for.
+FORBID_UNKNOWN = ConfigDict(extra="forbid")
+
+
 class LRURecOptions(TrainConfig):
+    model_config = FORBID_UNKNOWN
     hidden: int | None = Field(default=None, ge=4, description="Model width; LRURec's default when omitted.")
     blocks: int | None = Field(default=None, ge=1, description="LRU blocks; LRURec's default when omitted.")
     dropout: float | None = Field(default=None, ge=0, lt=1, description="Dropout everywhere in the model; "
@@ -37,6 +42,7 @@ class LRURecOptions(TrainConfig):
 
 
 class RankerOptions(RankerTrainConfig):
+    model_config = FORBID_UNKNOWN
     examples: int = Field(default=DEFAULT_EXAMPLES, ge=1, le=100_000, description="LlamaRec-style training prompts.")
     negatives: Literal["lrurec", "random"] = Field(
         default="lrurec", description="What the true next item is among: LRURec's top candidates for the prefix "
@@ -46,6 +52,7 @@ class RankerOptions(RankerTrainConfig):
 
 
 class DPROptions(DPRTrainConfig):
+    model_config = FORBID_UNKNOWN
     holdout: float = Field(default=0.2, ge=0, lt=1, description="Share of documents held out for evaluation.")
     split_seed: int = 0
     hard_negatives: bool = Field(default=True, description="A BM25 hard negative per question, besides the in-batch "
@@ -57,12 +64,14 @@ class DPROptions(DPRTrainConfig):
 
 
 class QAOptions(LoRATrainConfig):
+    model_config = FORBID_UNKNOWN
     examples: int = Field(default=64, ge=1, le=100_000, description="Question-answer pairs to train on.")
     holdout: float = Field(default=0.2, ge=0, lt=1, description="Share of documents kept out of training.")
     split_seed: int = 0
 
 
 class KeywordOptions(KeywordTrainConfig):
+    model_config = FORBID_UNKNOWN
     holdout: float = Field(default=0.1, ge=0, lt=1, description="Share of pairs held out for the report.")
     max_pairs: int | None = Field(default=None, ge=4, description="Train on the first N training pairs; all when "
                                   "omitted.")

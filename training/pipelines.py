@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from tandem.settings import Settings
-from training.options import QUICK, DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
+from training.options import FORBID_UNKNOWN, QUICK, DPROptions, KeywordOptions, LRURecOptions, QAOptions, RankerOptions
 
 ORDER = ("lrurec", "ranker")
 
@@ -22,6 +22,7 @@ ORDER = ("lrurec", "ranker")
 class TrainOptions(BaseModel):
     """Options of each pipeline a retraining may run; those of pipelines not run are ignored."""
 
+    model_config = FORBID_UNKNOWN
     preset: Literal["full", "quick"] = Field(
         default="full", description="`quick`: the first run's short trainings (training/options.py), with `-quick` "
         "at the end of each version's name; the options given here still apply over them.")
@@ -30,7 +31,6 @@ class TrainOptions(BaseModel):
     dpr: DPROptions = Field(default_factory=DPROptions)
     qa: QAOptions = Field(default_factory=QAOptions)
     kobart: KeywordOptions = Field(default_factory=KeywordOptions)
-
 
     def of(self, model: str):
         """`model`'s options: those given, over the preset's."""

@@ -117,11 +117,28 @@ async function refreshOperations() {
   }
 }
 
+// The options box holds POST /v1/train's per-model options as JSON; the API checks their values.
+function trainOptions() {
+  const text = $("#train-options").value.trim();
+  if (!text) return {};
+  let options;
+  try {
+    options = JSON.parse(text);
+  } catch (exc) {
+    throw new Error(`Options are not JSON: ${exc.message}`);
+  }
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new Error('Options must be a JSON object, e.g. {"lrurec": {"max_epochs": 2}}');
+  }
+  return options;
+}
+
 async function startTraining(event) {
   event.preventDefault();
   const section = $("#operations");
   try {
-    const accepted = await api("/v1/train", { pipeline: $("#train-pipeline").value, preset: $("#train-preset").value });
+    const accepted = await api("/v1/train", { ...trainOptions(), pipeline: $("#train-pipeline").value,
+      preset: $("#train-preset").value });
     $(".error", section).hidden = true;
     section.dataset.started = accepted.runs.map((r) => r.id).join(",");
     await refreshOperations();

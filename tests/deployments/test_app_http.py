@@ -29,6 +29,7 @@ def test_readyz_reports_each_check(http: httpx.Client) -> None:
     ("GET", "/v1/train?limit=0", None, 422, "limit"),
     ("POST", "/v1/train", {"pipeline": "lrurec", "preset": "fast"}, 422, "preset"),
     ("POST", "/v1/train", {"pipeline": "dpr", "dpr": {"epochs": 0}}, 422, "epochs"),
+    ("POST", "/v1/train", {"pipeline": "lrurec", "lrurec": {"max_epoch": 1}}, 422, "max_epoch"),
     ("GET", "/web/secrets.txt", None, 404, "secrets.txt"),
     ("POST", "/v1/qa", {"question": "   "}, 422, "question"),
     ("POST", "/v1/qa", {"question": "임진왜란", "top_k": 11}, 422, "top_k"),

@@ -165,11 +165,23 @@ def test_operations_show_readiness_runs_and_traffic_and_start_a_training(page: P
 
     page.locator("#train-pipeline").select_option("lrurec")
     page.locator("#train-preset").select_option("quick")
+    errors = page.locator("#operations .error")
+    for options, said in (("{max_epochs: 1}", "Options are not JSON"), ("[1]", "must be a JSON object"),
+                          ('{"lrurec": {"max_epoch": 1}}', "max_epoch")):
+        page.locator("#train-options").fill(options)
+        page.get_by_role("button", name="Start").click()
+        expect(errors).to_be_visible()
+        expect(errors).to_contain_text(said)
+    # The quick preset with the options given over it, cut to one short epoch.
+    page.locator("#train-options").fill('{"lrurec": {"max_epochs": 1, "hidden": 32, "max_len": 20}}')
     page.get_by_role("button", name="Start").click()
     expect(page.locator("#operations")).to_have_attribute("data-started", re.compile(r"^\d+$"))
+    expect(errors).to_be_hidden()
     run_id = int(page.locator("#operations").get_attribute("data-started"))
     run = wait_for_run(http, run_id)
     assert run["status"] == "succeeded" and run["model_version"].endswith("-quick"), run
+    assert {k: run["parameters"]["lrurec"][k] for k in ("max_epochs", "hidden", "max_len")} == {
+        "max_epochs": 1, "hidden": 32, "max_len": 20}, run["parameters"]
     # The page refreshes itself every few seconds: the run shows as succeeded with its version.
     expect(page.locator("#ops-runs tbody tr").first).to_contain_text(run["model_version"], timeout=30_000)
 
