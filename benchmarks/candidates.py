@@ -10,6 +10,7 @@ Needs an active LRURec version in the database:
 All three are the real `CandidateServer` deployment, called through Serve handles in one run, alternating;
 "database_per_request" overrides only how a request reads its history and titles; "unbatched" has
 max_batch_size 1. Users are drawn at random from all 610, so the memory variant reads each from the database once.
+`--replicas N` adds the memory path on N replicas, each a process of its own.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--replicas", type=int, default=1, help="above 1, also the memory path on this many replicas")
     args = p.parse_args()
     base = Settings()
     with database_url(base.database_url, base.pgdata_dir) as url:
@@ -67,6 +69,9 @@ def main() -> None:
         variants = {"memory": (CandidateServer, settings),
                     "database_per_request": (CandidateServer.options(func_or_class=DatabasePerRequest), settings),
                     "unbatched": (CandidateServer, unbatched)}
+        if args.replicas > 1:
+            variants[f"memory_{args.replicas}_replicas"] = (CandidateServer.options(num_replicas=args.replicas),
+                                                            settings)
         with deployments(variants) as handles:
             calls = {name: candidates_call(handle) for name, handle in handles.items()}
             print(json.dumps(asyncio.run(compare(calls, users, args.requests, args.repeats, "candidates",
