@@ -19,7 +19,6 @@ from models.lrurec.train import TrainConfig
 from models.verbalizer.data import DEFAULT_EXAMPLES
 from models.verbalizer.train import RankerTrainConfig
 
-
 # A misspelt option is refused rather than trained without: the run would look like the one asked for.
 FORBID_UNKNOWN = ConfigDict(extra="forbid")
 
