@@ -9,6 +9,7 @@ epochs on KorQuAD here, with the mean it reached 62% in-batch accuracy in three.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -18,6 +19,15 @@ from torch import nn
 
 QUESTION_DIR, PASSAGE_DIR, META_FILE = "question_encoder", "passage_encoder", "dpr.json"
 Pooling = Literal["cls", "mean"]
+# transformers resolves its classes on first use, and two threads doing that at once can fail with "cannot import
+# name 'AutoTokenizer'": the retriever loads its two collections' encoders on two threads.
+_FIRST_IMPORT = threading.Lock()
+
+
+def _bert_classes():
+    with _FIRST_IMPORT:
+        from transformers import AutoTokenizer, BertModel
+    return AutoTokenizer, BertModel
 
 
 class DualEncoder(nn.Module):
@@ -33,16 +43,14 @@ class DualEncoder(nn.Module):
     @classmethod
     def from_base(cls, base: str, **limits) -> DualEncoder:
         """Both encoders start from the same pretrained BERT (klue/bert-base in production)."""
-        from transformers import AutoTokenizer, BertModel
-
+        AutoTokenizer, BertModel = _bert_classes()
         return cls(BertModel.from_pretrained(base),
                    BertModel.from_pretrained(base), AutoTokenizer.from_pretrained(base),
                    **limits)
 
     @classmethod
     def load(cls, folder: Path) -> DualEncoder:
-        from transformers import AutoTokenizer, BertModel
-
+        AutoTokenizer, BertModel = _bert_classes()
         meta = json.loads((folder / META_FILE).read_text())
         model = cls(BertModel.from_pretrained(folder / QUESTION_DIR),
                     BertModel.from_pretrained(folder / PASSAGE_DIR),

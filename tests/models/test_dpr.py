@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -170,3 +172,25 @@ def test_a_batch_searched_at_once_gives_what_each_query_gives_alone(korquad, bas
              for i, q in enumerate(queries)]
     assert together == alone
     assert all(together) and any(len({h.passage.id for h in row} - odd) == 0 for row in together)
+
+
+LOAD_ON_THREADS = """
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from models.dpr.encoder import DualEncoder
+with ThreadPoolExecutor(4) as pool:
+    loaded = [f.result() for f in [pool.submit(DualEncoder.load, Path(sys.argv[1])) for _ in range(4)]]
+print(len(loaded))
+"""
+
+
+def test_encoders_load_on_several_threads_of_a_new_process(base_settings: Settings, project_root, tmp_path) -> None:
+    """The retriever loads its two collections' encoders on two threads as a replica starts, the first use of
+    transformers in that process; unguarded, two threads failed with "cannot import name" four times in
+    five here, and four failed on the first run."""
+    DualEncoder.from_base(base_settings.bert_path, pooling="mean").save(tmp_path)
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", LOAD_ON_THREADS, str(tmp_path)], cwd=project_root,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == "4", done.stderr[-2000:]
