@@ -8,8 +8,9 @@ Needs an active LRURec version in the database:
     .venv/bin/python benchmarks/candidates.py
 
 All three are the real `CandidateServer` deployment, called through Serve handles in one run, alternating;
-"database_per_request" overrides only how a request reads its history and titles; "unbatched" has
-max_batch_size 1. Users are drawn at random from all 610, so the memory variant reads each from the database once.
+"database_per_request" overrides how a request reads its history and titles, and keeps that path's 5 ms batch
+wait; "unbatched" has max_batch_size 1. Users are drawn at random from all 610, so the memory variant reads each
+from the database once.
 `--replicas N` adds the memory path on N replicas, each a process of its own.
 """
 
@@ -65,9 +66,10 @@ def main() -> None:
     with database_url(base.database_url, base.pgdata_dir) as url:
         settings = base.model_copy(update={"database_url": url})
         unbatched = settings.model_copy(update={"candidates_max_batch_size": 1})
+        old_path = settings.model_copy(update={"candidates_batch_wait_ms": 5.0})  # its wait, as it was then
         users = [str(u) for u in range(1, 611)]
         variants = {"memory": (CandidateServer, settings),
-                    "database_per_request": (CandidateServer.options(func_or_class=DatabasePerRequest), settings),
+                    "database_per_request": (CandidateServer.options(func_or_class=DatabasePerRequest), old_path),
                     "unbatched": (CandidateServer, unbatched)}
         if args.replicas > 1:
             variants[f"memory_{args.replicas}_replicas"] = (CandidateServer.options(num_replicas=args.replicas),

@@ -8,7 +8,8 @@ Needs KorQuAD and an active index in the database:
     .venv/bin/python benchmarks/retrieval.py
 
 All three are the real `RetrieverServer` deployment over the same collection, called through Serve handles in one
-run, alternating; "question_by_question" overrides only how a batch is searched; "unbatched" has max_batch_size 1.
+run, alternating; "question_by_question" overrides how a batch is searched and keeps that path's 5 ms batch wait;
+"unbatched" has max_batch_size 1.
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def main() -> None:
         settings = base.model_copy(update={"database_url": url})
         questions = [r.question for r in read_collection(url).questions]
         unbatched = settings.model_copy(update={"retriever_max_batch_size": 1})
+        old_path = settings.model_copy(update={"retriever_batch_wait_ms": 5.0})  # its wait, as it was then
         variants = {"batched": (RetrieverServer, settings),
-                    "question_by_question": (RetrieverServer.options(func_or_class=QuestionByQuestion), settings),
+                    "question_by_question": (RetrieverServer.options(func_or_class=QuestionByQuestion), old_path),
                     "unbatched": (RetrieverServer, unbatched)}
         with deployments(variants) as handles:
             wait_until_loaded(handles)

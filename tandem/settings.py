@@ -72,7 +72,8 @@ class Settings(AccessAndLimits, ArtifactSettings, TrainingSettings):
     candidates_num_cpus: float = Field(default=0.25, ge=0)
     candidates_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     candidates_max_batch_size: int = Field(default=32, ge=1, description="Requests scored in one forward pass.")
-    candidates_batch_wait_ms: float = Field(default=5.0, ge=0, description="How long a batch waits to fill.")
+    candidates_batch_wait_ms: float = Field(default=10.0, ge=0, description="How long a batch waits to fill "
+                                            "(docs/benchmarks.md, issue 18: the wait against the load).")
     candidates_cache_users: int = Field(
         default=10_000, ge=0, description="Users whose recent history a replica keeps in memory (0: read each time).",
     )
@@ -170,7 +171,7 @@ class Settings(AccessAndLimits, ArtifactSettings, TrainingSettings):
     retriever_num_cpus: float = Field(default=0.25, ge=0)
     retriever_num_gpus: float = Field(default=0.0, ge=0, le=1, description=SMALL_MODEL_GPUS)
     retriever_max_batch_size: int = Field(default=32, ge=1, description="Questions encoded in one forward pass.")
-    retriever_batch_wait_ms: float = Field(default=5.0, ge=0)
+    retriever_batch_wait_ms: float = Field(default=10.0, ge=0, description="As candidates_batch_wait_ms.")
 
     # --- keywords (KoBART) ----------------------------------------------------
     keywords_replicas: int = Field(default=1, ge=1)
