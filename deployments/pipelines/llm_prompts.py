@@ -28,7 +28,7 @@ UNKNOWN = "unknown"
 @dataclass(frozen=True)
 class Ranker:
     verbalizer: Verbalizer
-    # The LLM's weight beside LRURec's score, tuned when the adapter was trained (models/verbalizer/fusion.py);
+    # The LLM's weight beside LRURec's score, fitted when the adapter was trained (models/verbalizer/fusion.py);
     # None (the base model, an adapter trained before fusion or elsewhere): the LLM's order alone.
     fusion_weight: float | None
 
