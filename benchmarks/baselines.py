@@ -6,7 +6,9 @@ Needs the stack up with MovieLens, KorQuAD, an active LRURec, ranker adapter and
 budgets long enough for the queue at concurrency 32 (past them Tandem answers in LRURec's order or 503):
 
     TANDEM_RANKER_TIMEOUT_S=600 TANDEM_QA_TIMEOUT_S=600 make run
-    .venv/bin/python benchmarks/baselines.py --seconds 60
+    TANDEM_API_KEY=<a key, or the admin key make run prints> .venv/bin/python benchmarks/baselines.py --seconds 60
+
+A request refused (4xx) by either server stops the run: a refusal is not an answer.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +25,7 @@ from pathlib import Path
 import httpx
 
 from ops.loadtest import Step, load, summary, workloads
+from ops.stack import api_headers
 from tandem.settings import Settings
 
 HERE = Path(__file__).resolve().parent
@@ -60,13 +64,18 @@ def main() -> None:
                 row = {}
                 for name, url in servers.items():
                     run = asyncio.run(load(url, known[pipeline], steps, closed=True, max_requests=100_000,
-                                           timeout_s=900, seed=concurrency))
+                                           timeout_s=900, seed=concurrency, headers=api_headers()))
                     row[name] = {k: v for k, v in summary(run, steps).items() if k != "steps"}
+                    if row[name]["rejected_4xx"]:
+                        sys.exit(f"{name} refused {row[name]['rejected_4xx']} requests (is TANDEM_API_KEY set?): "
+                                 f"{json.dumps(row[name])}")
                 row["throughput_ratio"] = round(row["tandem"]["answered_per_s"] / row["flask"]["answered_per_s"], 2)
                 results.setdefault(pipeline, {})[concurrency] = row
                 print(json.dumps({"pipeline": pipeline, "concurrency": concurrency, **row}), file=sys.stderr)
     finally:
-        baseline.kill()
+        # Ctrl-C, so that it lets go of the embedded database on its way out.
+        baseline.send_signal(signal.SIGINT)
+        baseline.wait(timeout=60)
     print(json.dumps(results))
 
 

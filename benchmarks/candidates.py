@@ -1,26 +1,24 @@
 """Candidates per second and p50/p99 latency at concurrency 1, 8 and 32: histories and titles from memory (kept
-current by NOTIFY), against the path before 2026-12 (the whole history and the titles read from PostgreSQL per
-request, a pooled connection held across the batched forward pass), and against no batching.
+current by NOTIFY), against the path as it was when issue 18 was filed (the whole history and the titles read from
+PostgreSQL per request, a pooled connection held across the batched forward pass, a 5 ms batch wait, Serve's
+default mode), that path in the stack's Serve mode, and no batching.
 
 Needs an active LRURec version in the database:
 
     .venv/bin/tandem db import movielens && .venv/bin/tandem train lrurec
     .venv/bin/python benchmarks/candidates.py
 
-All three are the real `CandidateServer` deployment, called through Serve handles in one run, alternating;
-"database_per_request" overrides how a request reads its history and titles, and keeps that path's 5 ms batch
-wait; "unbatched" has max_batch_size 1. Users are drawn at random from all 610, so the memory variant reads each
-from the database once.
-`--replicas N` adds the memory path on N replicas, each a process of its own.
+All are the real `CandidateServer` deployment, called through Serve handles in one run, alternating rounds
+(`closed_loop.benchmark`); "as_filed" and "database_per_request" override how a request reads its history and
+titles, and keep that path's 5 ms batch wait; "unbatched" has max_batch_size 1. Users are drawn at random from all
+610, each read once before a round. `--replicas N` adds the memory path on N replicas, each a process of its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 
-from closed_loop import compare, deployments
+from closed_loop import benchmark
 
 from db.errors import NotFound
 from db.interactions import titles, user_history
@@ -61,23 +59,24 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--replicas", type=int, default=1, help="above 1, also the memory path on this many replicas")
+    p.add_argument("--only", help="run one round of these variants (comma-separated) and print it")
     args = p.parse_args()
     base = Settings()
     with database_url(base.database_url, base.pgdata_dir) as url:
         settings = base.model_copy(update={"database_url": url})
         unbatched = settings.model_copy(update={"candidates_max_batch_size": 1})
         old_path = settings.model_copy(update={"candidates_batch_wait_ms": 5.0})  # its wait, as it was then
-        users = [str(u) for u in range(1, 611)]
+        database_per_request = CandidateServer.options(func_or_class=DatabasePerRequest)
         variants = {"memory": (CandidateServer, settings),
-                    "database_per_request": (CandidateServer.options(func_or_class=DatabasePerRequest), old_path),
+                    "as_filed": (database_per_request, old_path),
+                    "database_per_request": (database_per_request, old_path),
                     "unbatched": (CandidateServer, unbatched)}
         if args.replicas > 1:
             variants[f"memory_{args.replicas}_replicas"] = (CandidateServer.options(num_replicas=args.replicas),
                                                             settings)
-        with deployments(variants) as handles:
-            calls = {name: candidates_call(handle) for name, handle in handles.items()}
-            print(json.dumps(asyncio.run(compare(calls, users, args.requests, args.repeats, "candidates",
-                                                 baseline="database_per_request")), indent=2))
+        benchmark(variants, {"as_filed": "default"}, candidates_call, [str(u) for u in range(1, 611)],
+                  requests=args.requests, repeats=args.repeats, unit="candidates", baseline="as_filed",
+                  database_url=url, only=args.only)
 
 
 if __name__ == "__main__":

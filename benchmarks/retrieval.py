@@ -1,25 +1,24 @@
 """/v1/retrieve's deployment: queries per second and p50/p99 at concurrency 1, 8 and 32, hybrid mode (DPR question
-encoding, FAISS, BM25, fusion): the whole batch searched at once, against the batch encoded at once but searched
-question by question (the path before 2026-12), and against no batching.
+encoding, FAISS, BM25, fusion): the whole batch searched at once, against the path as it was when issue 18 was filed
+(the batch encoded at once but searched question by question, a 5 ms batch wait, Serve's default mode), that path in
+the stack's Serve mode, and no batching.
 
 Needs KorQuAD and an active index in the database:
 
     .venv/bin/tandem db import-korquad && .venv/bin/tandem train dpr
     .venv/bin/python benchmarks/retrieval.py
 
-All three are the real `RetrieverServer` deployment over the same collection, called through Serve handles in one
-run, alternating; "question_by_question" overrides how a batch is searched and keeps that path's 5 ms batch wait;
-"unbatched" has max_batch_size 1.
+All are the real `RetrieverServer` deployment over the same collection, called through Serve handles in one run,
+alternating rounds (`closed_loop.benchmark`); "as_filed" and "question_by_question" override how a batch is
+searched and keep that path's 5 ms batch wait; "unbatched" has max_batch_size 1.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import time
 
-from closed_loop import compare, deployments
+from closed_loop import benchmark
 
 from db.server import database_url
 from deployments.protocol.retrieval import RetrieveRequest
@@ -68,6 +67,7 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=400)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--mode", choices=["dense", "sparse", "hybrid"], default="hybrid")
+    p.add_argument("--only", help="run one round of these variants (comma-separated) and print it")
     args = p.parse_args()
     base = Settings()
     with database_url(base.database_url, base.pgdata_dir) as url:
@@ -75,14 +75,14 @@ def main() -> None:
         questions = [r.question for r in read_collection(url).questions]
         unbatched = settings.model_copy(update={"retriever_max_batch_size": 1})
         old_path = settings.model_copy(update={"retriever_batch_wait_ms": 5.0})  # its wait, as it was then
+        question_by_question = RetrieverServer.options(func_or_class=QuestionByQuestion)
         variants = {"batched": (RetrieverServer, settings),
-                    "question_by_question": (RetrieverServer.options(func_or_class=QuestionByQuestion), old_path),
+                    "as_filed": (question_by_question, old_path),
+                    "question_by_question": (question_by_question, old_path),
                     "unbatched": (RetrieverServer, unbatched)}
-        with deployments(variants) as handles:
-            wait_until_loaded(handles)
-            calls = {name: retrieve_call(handle, args.mode) for name, handle in handles.items()}
-            print(json.dumps(asyncio.run(compare(calls, questions, args.requests, args.repeats, "queries",
-                                                 baseline="question_by_question")), indent=2))
+        benchmark(variants, {"as_filed": "default"}, lambda handle: retrieve_call(handle, args.mode), questions,
+                  requests=args.requests, repeats=args.repeats, unit="queries", baseline="as_filed",
+                  database_url=url, only=args.only, ready=wait_until_loaded)
 
 
 if __name__ == "__main__":
