@@ -10,8 +10,9 @@ Needs an active LRURec version in the database:
 
 All are the real `CandidateServer` deployment, called through Serve handles in one run, alternating rounds
 (`closed_loop.benchmark`); "as_filed" and "database_per_request" override how a request reads its history and
-titles, and keep that path's 5 ms batch wait; "unbatched" has max_batch_size 1. Users are drawn at random from all
-610, each read once before a round. `--replicas N` adds the memory path on N replicas, each a process of its own.
+titles and run the forward pass in a thread, as that path did, with its 5 ms batch wait; "unbatched" has
+max_batch_size 1. Users are drawn at random from all 610, each read once before a round. `--replicas N` adds the
+memory path on N replicas, each a process of its own.
 """
 
 from __future__ import annotations
@@ -19,17 +20,25 @@ from __future__ import annotations
 import argparse
 
 from closed_loop import benchmark
+from ray import serve
 
 from db.errors import NotFound
 from db.interactions import titles, user_history
 from db.server import database_url
 from deployments.protocol.candidates import Candidate, CandidateRequest, CandidateResponse
 from deployments.protocol.service_error import ServiceError
+from deployments.servers.batching import per_model
 from deployments.servers.candidates import CandidateServer
 from tandem.settings import Settings
 
 
 class DatabasePerRequest(CandidateServer.func_or_class):
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def rank_batch(self, requests: list[tuple]) -> list:
+        self.batch_sizes.observe(len(requests))
+        return await per_model(requests, lambda r: r[0], lambda model, rows: model.rank(  # in a thread, as it was
+            [r[1] for r in rows], [r[3] for r in rows], [r[2] for r in rows]), in_thread=True)
+
     async def _candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
         model, version = self.active.current, self.active.version
         async with self.db.acquire() as conn:

@@ -16,9 +16,11 @@ searched and keep that path's 5 ms batch wait; "unbatched" has max_batch_size 1.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
 
 from closed_loop import benchmark
+from ray import serve
 
 from db.server import database_url
 from deployments.protocol.retrieval import RetrieveRequest
@@ -29,8 +31,13 @@ from training.retrieval import read_collection
 
 
 class QuestionByQuestion(RetrieverServer.func_or_class):
+    @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
+    async def search_batch(self, searches: list[Search]) -> list:
+        self.batch_sizes.observe(len(searches))
+        return await asyncio.to_thread(self._one_by_one, searches)  # in a thread, as it was
+
     @staticmethod
-    def _search(searches: list[Search]) -> list:
+    def _one_by_one(searches: list[Search]) -> list:
         results = [None] * len(searches)
         for retriever in {id(s.retriever): s.retriever for s in searches}.values():
             rows = [i for i, s in enumerate(searches) if s.retriever is retriever]

@@ -22,12 +22,20 @@ def batched(method, max_size: int, wait_ms: float, metric: str, description: str
     return Histogram(metric, description=description, boundaries=[1, 2, 4, 8, 16, 32, 64])
 
 
-async def per_model(items: list[T], model_of: Callable[[T], M], run: Callable[[M, list[T]], list[R]]) -> list[R]:
-    """`run(model, its items)` for each distinct model among `items`, in a thread (torch and FAISS release the GIL,
-    so the replica keeps accepting and batching requests); the results in the items' order."""
+async def per_model(items: list[T], model_of: Callable[[T], M], run: Callable[[M, list[T]], list[R]],
+                    in_thread: bool = True) -> list[R]:
+    """`run(model, its items)` for each distinct model among `items`; the results in the items' order.
+
+    `in_thread` runs it in a thread, so that the replica keeps taking requests meanwhile: for work of hundreds of
+    milliseconds (beam search). Work of milliseconds to tens of them (candidates, retrieval) is faster on the
+    replica's own event loop: beside it the requests' path and the batch's Python code take turns on the GIL, 1.2x
+    (candidates) and 1.5x (retrieval) fewer answers per second at 32 clients (docs/benchmarks.md), and requests
+    that arrive meanwhile wait for the next batch either way (Serve runs one batch at a time)."""
     results: list[R | None] = [None] * len(items)
     for model in {id(model_of(x)): model_of(x) for x in items}.values():
         rows = [i for i, x in enumerate(items) if model_of(x) is model]
-        for i, result in zip(rows, await asyncio.to_thread(run, model, [items[i] for i in rows]), strict=True):
+        chosen = [items[i] for i in rows]
+        found = await asyncio.to_thread(run, model, chosen) if in_thread else run(model, chosen)
+        for i, result in zip(rows, found, strict=True):
             results[i] = result
     return results

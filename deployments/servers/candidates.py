@@ -54,7 +54,7 @@ class CandidateServer(ServesActiveModel):
                          ) -> list[Ranked]:
         self.batch_sizes.observe(len(requests))
         return await per_model(requests, lambda r: r[0], lambda model, rows: model.rank(
-            [r[1] for r in rows], [r[3] for r in rows], [r[2] for r in rows]))
+            [r[1] for r in rows], [r[3] for r in rows], [r[2] for r in rows]), in_thread=False)
 
     async def candidates(self, request: CandidateRequest) -> CandidateResponse | ServiceError:
         started = time.monotonic()

@@ -222,8 +222,8 @@ class RetrieverServer:
     async def search_batch(self, searches: list[Search]) -> list[list[Hit]]:
         self.batch_sizes.observe(len(searches))
         # Searches of the two collections share a batch; each is searched by its own collection's retriever.
-        return await per_model(searches, lambda s: s.retriever,
-                               lambda retriever, rows: retriever.search_many([s.query for s in rows]))
+        return await per_model(searches, lambda s: s.retriever, in_thread=False,
+                               run=lambda retriever, rows: retriever.search_many([s.query for s in rows]))
 
     async def _measured(self, collection: str, mode: Mode, search: Awaitable):
         started = time.monotonic()
