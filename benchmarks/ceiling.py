@@ -36,12 +36,17 @@ def matmul_tflops(m: int, k: int, n: int, threads: int, seconds: float = 2.0) ->
 
     torch.set_num_threads(threads)
     a, b = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(k, n, dtype=torch.bfloat16)
-    a @ b
+    return per_second(lambda: a @ b, seconds) * 2 * m * k * n / 1e12
+
+
+def per_second(product, seconds: float) -> float:
+    """How many times a second `product` runs, once warmed."""
+    product()
     reps, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
-        a @ b
+        product()
         reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e12
+    return reps / (time.perf_counter() - started)
 
 
 def int8_matmul_tops(m: int, k: int, n: int, threads: int, seconds: float = 2.0) -> float:
@@ -60,12 +65,7 @@ def int8_matmul_tops(m: int, k: int, n: int, threads: int, seconds: float = 2.0)
         q, scale, _ = ops.onednn_scaled_int8_quant(a, None, None, True)
         ops.onednn_scaled_mm(handler, q, out, scale, None, None, None)
 
-    product()
-    reps, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        product()
-        reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - started) / 1e12
+    return per_second(product, seconds) * 2 * m * k * n / 1e12
 
 
 def model_shapes(config) -> dict[str, tuple[int, int]]:

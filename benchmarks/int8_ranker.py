@@ -17,19 +17,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from prompt_layouts import bootstrap, per_user_ndcg
+from prompt_layouts import bootstrap, lrurec_test_cases, per_user_ndcg
 
-from db.files.ratings_csv import read_items
 from deployments.servers.llm_engine import LLMEngine
 from models.lora import merged_copy
-from models.lrurec.checkpoint import Checkpoint
-from models.lrurec.data import build_sequences
 from models.verbalizer.fusion import order_by
 from models.verbalizer.prompts import Verbalizer, adapter_config
 from models.verbalizer.scoring import candidate_metrics
 from tandem.settings import Settings
-from training.lrurec import events_from_csv
-from training.ranker import lrurec_cases
 
 # name: (int8, compiled); bf16 eager is how the stack served a merged ranker before int8.
 VARIANTS = {"bf16": (False, False), "int8": (True, False), "int8 compiled": (True, True)}
@@ -51,12 +46,9 @@ async def rank_all(engine: LLMEngine, prompts: list[list[int]], labels: list[int
 
 async def main(args: argparse.Namespace) -> dict:
     settings = Settings().model_copy(update={"llm_enable_prefix_caching": False})
-    checkpoint = Checkpoint.load(args.lrurec)
-    seqs = build_sequences(events_from_csv(args.ratings), item_ids=checkpoint.item_ids)
-    info = read_items(args.items)
-    titles = {n: info[i].title if i in info else i for n, i in enumerate(checkpoint.item_ids, start=1)}
-    cases = [c for c in lrurec_cases(checkpoint, seqs, "test", settings.ranker_candidates, args.eval_users)
-             if c.candidates]
+    cases, titles = lrurec_test_cases(args.lrurec, args.ratings, args.items, settings.ranker_candidates,
+                                      args.eval_users)
+    cases = [c for c in cases if c.candidates]
     engines: dict[str, LLMEngine] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for variant, (int8, compiled) in VARIANTS.items():

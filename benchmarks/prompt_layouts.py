@@ -42,6 +42,15 @@ def bootstrap(diffs: list[float], rounds: int = 10_000, seed: int = 0) -> tuple[
     return means[int(0.025 * rounds)], means[int(0.975 * rounds)]
 
 
+def lrurec_test_cases(lrurec: Path, ratings: Path, items: Path, k: int, users: int) -> tuple[list, dict[int, str]]:
+    """The first `users` test users' cases with LRURec's `k` candidates, and each item's title by LRURec index."""
+    checkpoint = Checkpoint.load(lrurec)
+    seqs = build_sequences(events_from_csv(ratings), item_ids=checkpoint.item_ids)
+    info = read_items(items)
+    titles = {n: info[i].title if i in info else i for n, i in enumerate(checkpoint.item_ids, start=1)}
+    return lrurec_cases(checkpoint, seqs, "test", k, users), titles
+
+
 def main() -> None:
     settings = Settings()
     data = settings.data_dir / "ml-latest-small"
@@ -56,11 +65,8 @@ def main() -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    checkpoint = Checkpoint.load(args.lrurec)
-    seqs = build_sequences(events_from_csv(args.ratings), item_ids=checkpoint.item_ids)
-    info = read_items(args.items)
-    titles = {n: info[i].title if i in info else i for n, i in enumerate(checkpoint.item_ids, start=1)}
-    cases = lrurec_cases(checkpoint, seqs, "test", settings.ranker_candidates, args.eval_users)
+    cases, titles = lrurec_test_cases(args.lrurec, args.ratings, args.items, settings.ranker_candidates,
+                                      args.eval_users)
     tokenizer = AutoTokenizer.from_pretrained(settings.llm_path)
     report, per_user = {"users": len(cases)}, {}
     report["lrurec"] = candidate_metrics(cases, [list(range(len(c.candidates))) for c in cases])
